@@ -1,0 +1,42 @@
+# One-command set-up: `make run` and `make test` create .venv with uv (installing uv with pip
+# when missing) and need nothing else installed by hand.
+PYTHON ?= python3
+VENV := .venv
+UV := $(shell command -v uv 2>/dev/null)
+export DO_NOT_TRACK := 1
+export KEDRO_DISABLE_TELEMETRY := 1
+
+.PHONY: install run test lint bench viz mlflow-ui clean
+
+$(VENV)/.installed: pyproject.toml uv.lock
+ifeq ($(UV),)
+	$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv sync --frozen --python $(PYTHON)
+else
+	uv sync --frozen --python $(PYTHON)
+endif
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/kedro run
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench: install
+	$(VENV)/bin/python -m benchmarks
+
+viz: install
+	$(VENV)/bin/kedro viz run
+
+mlflow-ui: install
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+clean:
+	rm -rf data/0[2-8]_*/* mlflow.db mlruns

@@ -1,0 +1,85 @@
+"""A JSON report that several pipelines write to, one section (stage) each."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+logger = logging.getLogger(__name__)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
+    """Collect the numeric leaves of a nested dict as ``a.b.c -> value``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    elif isinstance(value, bool):
+        out[prefix] = float(value)
+    elif isinstance(value, int | float):
+        out[prefix] = float(value)
+
+
+class DataQualityDataset(AbstractDataset[dict, dict]):
+    """``data/08_reporting/data_quality.json`` shared by all stages.
+
+    Each catalog entry names its ``section`` (the stage). Saving replaces that section only,
+    keeping the other stages' sections, and logs the section to the active MLflow run (as a
+    JSON artifact and its numeric leaves as metrics) when there is one. Loading returns the
+    section.
+    """
+
+    def __init__(self, filepath: str, section: str, log_to_mlflow: bool = True) -> None:
+        self._filepath = Path(filepath)
+        self._section = section
+        self._log_to_mlflow = log_to_mlflow
+
+    def _read_all(self) -> dict:
+        if not self._filepath.exists():
+            return {}
+        try:
+            return json.loads(self._filepath.read_text())
+        except json.JSONDecodeError as exc:
+            logger.warning("%s is not valid JSON (%s); starting a new report", self._filepath, exc)
+            return {}
+
+    def load(self) -> dict:
+        report = self._read_all()
+        if self._section not in report:
+            raise DatasetError(f"{self._filepath} has no section '{self._section}'")
+        return report[self._section]
+
+    def save(self, data: dict) -> None:
+        report = self._read_all()
+        report[self._section] = data
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        self._filepath.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        if self._log_to_mlflow:
+            self._log_section(data)
+
+    def _log_section(self, data: dict) -> None:
+        import mlflow  # noqa: PLC0415 (only when saving)
+
+        if mlflow.active_run() is None:
+            return
+        mlflow.log_dict(data, f"data_quality/{self._section}.json")
+        metrics: dict[str, float] = {}
+        _flatten(f"data_quality.{self._section}", data, metrics)
+        safe = {_mlflow_key(key): value for key, value in metrics.items()}
+        if safe:
+            mlflow.log_metrics(safe)
+
+    def _exists(self) -> bool:
+        return self._section in self._read_all()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "section": self._section}
+
+
+def _mlflow_key(key: str) -> str:
+    """MLflow metric names allow alphanumerics, ``_ - . space : /`` only."""
+    allowed = set("_-. :/")
+    return "".join(ch if ch.isalnum() or ch in allowed else "_" for ch in key)[:250]

@@ -1,0 +1,66 @@
+"""Shared fixtures: real Kedro sessions on small copies of the project."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_RAW = PROJECT_ROOT / "data" / "01_raw" / "h200_isolated_v1"
+SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
+ENGINES_DIR = (
+    SHARED_DATASETS / "tensorrt_engines"
+    if (SHARED_DATASETS / "tensorrt_engines").exists()
+    else None
+)
+
+# A small but real subset of the bundled H200 data: both test models of the default split that
+# are cheap (lenet, resnet18) and a few training models covering every layer type.
+SMALL_MODELS = ("alexnet", "lenet", "mobilenet_v3_small", "resnet18", "resnet34", "vgg11")
+
+
+def make_project(
+    tmp_path: Path, models: tuple[str, ...] = SMALL_MODELS, dataset: str = "h200_isolated_v1"
+) -> Path:
+    """Copy the project's conf and a subset of the bundled raw data into ``tmp_path``."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
+    shutil.copytree(PROJECT_ROOT / "conf", project / "conf")
+    (project / "conf" / "local").mkdir(exist_ok=True)
+    raw = project / "data" / "01_raw" / dataset
+    raw.mkdir(parents=True)
+    shutil.copy(BUNDLED_RAW / "idling_power.json", raw / "idling_power.json")
+    for model in models:
+        shutil.copytree(BUNDLED_RAW / model, raw / model)
+    predict = PROJECT_ROOT / "data" / "01_raw" / "predict"
+    if predict.exists():
+        shutil.copytree(predict, project / "data" / "01_raw" / "predict")
+    return project
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Factory: a throw-away copy of the project (cwd), with its own sqlite MLflow store."""
+
+    def factory(models: tuple[str, ...] = SMALL_MODELS) -> Path:
+        project = make_project(tmp_path, models)
+        monkeypatch.chdir(project)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+        monkeypatch.setenv("DO_NOT_TRACK", "1")
+        return project
+
+    return factory
+
+
+def run_kedro(project: Path, pipeline: str | None = None, **runtime_params: object) -> dict:
+    """Run a pipeline of ``project`` in a real KedroSession; returns the run's outputs."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, runtime_params=runtime_params or None) as s:
+        return s.run(pipeline_names=[pipeline] if pipeline else None)
