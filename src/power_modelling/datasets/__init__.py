@@ -1,5 +1,5 @@
 """Custom Kedro datasets of the project."""
 
-from power_modelling.datasets.data_quality import DataQualityDataset
+from power_modelling.datasets.report_section import ReportSectionDataset
 
-__all__ = ["DataQualityDataset"]
+__all__ = ["ReportSectionDataset"]

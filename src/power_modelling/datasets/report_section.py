@@ -1,9 +1,10 @@
-"""A JSON report that several pipelines write to, one section (stage) each."""
+"""A JSON report that several pipelines or namespaces write to, one section each."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +18,26 @@ def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
-    elif isinstance(value, bool):
-        out[prefix] = float(value)
-    elif isinstance(value, int | float):
+    elif isinstance(value, int | float):  # bool is an int
         out[prefix] = float(value)
 
 
-class DataQualityDataset(AbstractDataset[dict, dict]):
-    """``data/08_reporting/data_quality.json`` shared by all stages.
+class ReportSectionDataset(AbstractDataset[dict, dict]):
+    """One section of a JSON report shared by several writers.
 
-    Each catalog entry names its ``section`` (the stage). Saving replaces that section only,
-    keeping the other stages' sections, and logs the section to the active MLflow run (as a
-    JSON artifact and its numeric leaves as metrics) when there is one. Loading returns the
-    section.
+    Used for ``data/08_reporting/data_quality.json`` (a section per stage) and
+    ``data/08_reporting/metrics.json`` (a section per layer type, plus ``network``).
+    Saving replaces that section only, keeping the others, and logs it to the active MLflow
+    run when there is one: as a JSON artifact, and its numeric leaves as metrics named
+    ``<mlflow_prefix><section>.<key>...``. Loading returns the section.
     """
 
-    def __init__(self, filepath: str, section: str, log_to_mlflow: bool = True) -> None:
+    def __init__(
+        self, filepath: str, section: str, mlflow_prefix: str = "", log_to_mlflow: bool = True
+    ) -> None:
         self._filepath = Path(filepath)
         self._section = section
+        self._mlflow_prefix = mlflow_prefix
         self._log_to_mlflow = log_to_mlflow
 
     def _read_all(self) -> dict:
@@ -65,12 +68,12 @@ class DataQualityDataset(AbstractDataset[dict, dict]):
 
         if mlflow.active_run() is None:
             return
-        mlflow.log_dict(data, f"data_quality/{self._section}.json")
+        mlflow.log_dict(data, f"{self._filepath.stem}/{self._section}.json")
         metrics: dict[str, float] = {}
-        _flatten(f"data_quality.{self._section}", data, metrics)
+        _flatten(f"{self._mlflow_prefix}{self._section}", data, metrics)
         safe = {_mlflow_key(key): value for key, value in metrics.items()}
         if safe:
-            mlflow.log_metrics(safe)
+            mlflow.log_metrics({k: v for k, v in safe.items() if math.isfinite(v)})
 
     def _exists(self) -> bool:
         return self._section in self._read_all()
