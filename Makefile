@@ -3,10 +3,12 @@
 PYTHON ?= python3
 VENV := .venv
 UV := $(shell command -v uv 2>/dev/null)
-export DO_NOT_TRACK := 1
+export DO_NOT_TRACK := true
 export KEDRO_DISABLE_TELEMETRY := 1
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install run test lint bench viz mlflow-ui clean
+.PHONY: install run test lint bench viz mlflow-ui data-add data-pull clean
 
 $(VENV)/.installed: pyproject.toml uv.lock
 ifeq ($(UV),)
@@ -37,6 +39,12 @@ viz: install
 
 mlflow-ui: install
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+data-add: install  # make data-add DATASET=my_jetson_data
+	$(VENV)/bin/python -m power_modelling.data_versioning add $(DATASET)
+
+data-pull: install
+	$(VENV)/bin/python -m power_modelling.data_versioning pull
 
 clean:
 	rm -rf data/0[2-8]_*/* mlflow.db mlruns

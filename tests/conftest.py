@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# Offline: no telemetry or analytics calls from kedro, DVC or MLflow during tests.
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_RAW = PROJECT_ROOT / "data" / "01_raw" / "h200_isolated_v1"
@@ -50,7 +56,7 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
         project = make_project(tmp_path, models)
         monkeypatch.chdir(project)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
-        monkeypatch.setenv("DO_NOT_TRACK", "1")
+        monkeypatch.setenv("DO_NOT_TRACK", "true")
         return project
 
     return factory

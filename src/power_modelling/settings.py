@@ -1,9 +1,15 @@
 """Kedro project settings."""
 
-from kedro.config import OmegaConfigLoader
-from omegaconf.resolvers import oc
+import os
 
-from power_modelling.hooks import DataQualityMlflowHook
+# Offline-first: no usage telemetry from MLflow or DVC (kedro's own is off via .telemetry).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+from kedro.config import OmegaConfigLoader  # noqa: E402
+from omegaconf.resolvers import oc  # noqa: E402
+
+from power_modelling.hooks import DataQualityMlflowHook  # noqa: E402
 
 HOOKS = (DataQualityMlflowHook(),)
 
