@@ -13,6 +13,19 @@ from kedro.io import AbstractDataset, DatasetError
 logger = logging.getLogger(__name__)
 
 
+def _json_ready(value: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays to Python, non-finite floats to ``None``."""
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return _json_ready(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
     """Collect the numeric leaves of a nested dict as ``a.b.c -> value``."""
     if isinstance(value, dict):
@@ -56,10 +69,11 @@ class ReportSectionDataset(AbstractDataset[dict, dict]):
         return report[self._section]
 
     def save(self, data: dict) -> None:
+        data = _json_ready(data)
         report = self._read_all()
         report[self._section] = data
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        self._filepath.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        self._filepath.write_text(json.dumps(report, indent=2, default=str))
         if self._log_to_mlflow:
             self._log_section(data)
 
