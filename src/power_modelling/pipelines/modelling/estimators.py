@@ -1,0 +1,135 @@
+"""Build scikit-learn estimators from parameter dictionaries (``parameters_modelling.yml``).
+
+Every estimator is plain scikit-learn + NumPy (no project classes inside), so the pickles and
+the MLflow models load anywhere scikit-learn is installed. Each one starts with a
+``ColumnTransformer`` that picks its own columns from the full feature table, and any target
+transform lives inside a ``TransformedTargetRegressor``: ``.predict`` returns natural units.
+
+An estimator specification (``spec``) has the keys:
+
+- ``features``: feature columns used as they are (after the optional ``log_inputs``);
+- ``special_terms``: ``{name: [column, ...]}`` -- one extra input per term, the product of the
+  named columns (NeuralPower's "special terms", e.g. convolution operations per input);
+- ``log_inputs``: ``log1p`` of every input (features and special terms);
+- ``polynomial_degree``: polynomial expansion of ``features`` (1: none);
+- ``scaler``: ``standard`` / ``robust`` / ``minmax`` / ``null``;
+- ``regressor``: ``{type: lasso_cv | random_forest | extra_trees | gradient_boosting, ...}``,
+  the remaining keys are passed to the scikit-learn class;
+- ``log_target``: fit ``log(y + shift)`` and predict ``exp(.) - shift`` (``shift`` is given by
+  the caller: the idle power for dynamic power, i.e. the model learns total power).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.polynomial.polynomial import polyval
+from sklearn.base import RegressorMixin
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import LassoCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    MinMaxScaler,
+    PolynomialFeatures,
+    RobustScaler,
+    StandardScaler,
+)
+
+SCALERS = {"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler}
+REGRESSORS = {
+    "lasso_cv": LassoCV,
+    "random_forest": RandomForestRegressor,
+    "extra_trees": ExtraTreesRegressor,
+    "gradient_boosting": GradientBoostingRegressor,
+}
+SEEDED = {"random_forest", "extra_trees", "gradient_boosting"}
+
+
+def required_columns(spec: dict[str, Any]) -> list[str]:
+    """Every input column an estimator built from ``spec`` reads, in order, without repeats."""
+    columns = list(spec["features"])
+    for term_columns in (spec.get("special_terms") or {}).values():
+        columns += list(term_columns)
+    return list(dict.fromkeys(columns))
+
+
+def _log1p_step() -> tuple[str, FunctionTransformer]:
+    return "log1p", FunctionTransformer(np.log1p, feature_names_out="one-to-one")
+
+
+def _product_of_columns() -> FunctionTransformer:
+    """One column: the row-wise product of the selected columns (a special term)."""
+    return FunctionTransformer(
+        np.prod,
+        kw_args={"axis": 1, "keepdims": True},
+        validate=True,
+        feature_names_out=lambda _, names: ["*".join(names)],
+    )
+
+
+def build_inputs(spec: dict[str, Any]) -> ColumnTransformer:
+    """Column selection, optional ``log1p``, polynomial expansion and special terms."""
+    log = [_log1p_step()] if spec.get("log_inputs", False) else []
+    degree = int(spec.get("polynomial_degree", 1))
+    expand = [("polynomial", PolynomialFeatures(degree, include_bias=False))] if degree > 1 else []
+    transformers: list[tuple[str, Any, list[str]]] = [
+        ("features", Pipeline([*log, *expand]) if log or expand else "passthrough",
+         list(spec["features"])),
+    ]
+    for name, columns in (spec.get("special_terms") or {}).items():
+        transformers.append(
+            (name, Pipeline([("product", _product_of_columns()), *log]), list(columns))
+        )
+    return ColumnTransformer(transformers, remainder="drop")
+
+
+def build_regressor(regressor: dict[str, Any], random_state: int) -> RegressorMixin:
+    """The final regressor, seeded where it is random."""
+    settings = dict(regressor)
+    kind = settings.pop("type")
+    if kind not in REGRESSORS:
+        raise ValueError(f"Unknown regressor type '{kind}'; expected one of {sorted(REGRESSORS)}")
+    if kind in SEEDED or (kind == "lasso_cv" and settings.get("selection") == "random"):
+        settings.setdefault("random_state", random_state)
+    return REGRESSORS[kind](**settings)
+
+
+def shifted_log(shift: float) -> Pipeline:
+    """``y -> log(y + shift)`` and back, from NumPy functions only (picklable anywhere)."""
+    return Pipeline(
+        [
+            (
+                "shift",
+                FunctionTransformer(
+                    polyval,  # polyval(y, [shift, 1]) == shift + y
+                    inverse_func=polyval,
+                    kw_args={"c": [float(shift), 1.0]},
+                    inv_kw_args={"c": [-float(shift), 1.0]},
+                    check_inverse=False,
+                ),
+            ),
+            ("log", FunctionTransformer(np.log, inverse_func=np.exp, check_inverse=False)),
+        ]
+    )
+
+
+def build_estimator(
+    spec: dict[str, Any], random_state: int = 42, target_shift: float = 0.0
+) -> RegressorMixin:
+    """A fresh, unfitted estimator for ``spec`` (see the module docstring)."""
+    steps: list[tuple[str, Any]] = [("inputs", build_inputs(spec))]
+    scaler = spec.get("scaler")
+    if scaler:
+        if scaler not in SCALERS:
+            raise ValueError(f"Unknown scaler '{scaler}'; expected one of {sorted(SCALERS)}")
+        steps.append(("scaler", SCALERS[scaler]()))
+    steps.append(("regressor", build_regressor(spec["regressor"], random_state)))
+    model = Pipeline(steps)
+    if spec.get("log_target", False):
+        return TransformedTargetRegressor(
+            regressor=model, transformer=shifted_log(target_shift), check_inverse=False
+        )
+    return model

@@ -1,0 +1,292 @@
+"""Nodes of the modelling template: grouped model selection, fitting, evaluation, charts.
+
+Targets: ``power`` (dynamic W above idle) and ``runtime`` (ms per execution) are learned;
+``power_total`` (W including idle) is evaluated from the power model plus each row's idle
+power (``power_total - power``), as NeuralPower reports power.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are only saved
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.base import RegressorMixin
+from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
+
+from power_modelling.pipelines.modelling.estimators import build_estimator, required_columns
+from power_modelling.pipelines.modelling.metrics import regression_metrics
+
+logger = logging.getLogger(__name__)
+
+BASELINE = "baseline"
+REPORTED_TARGETS = ("power", "power_total", "runtime")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _idle_power(frame: pd.DataFrame) -> pd.Series:
+    """Idle power (W) of each row: total minus dynamic power."""
+    return frame["power_total"] - frame["power"]
+
+
+def _trainable_rows(frame: pd.DataFrame, target: str, context: str) -> pd.DataFrame:
+    """Rows with a measured ``target``; the others are counted and logged."""
+    if target not in frame.columns:
+        raise KeyError(f"{context}: target column '{target}' missing; columns: {list(frame)}")
+    kept = frame[frame[target].notna()]
+    if len(kept) < len(frame):
+        logger.info("%s: %d of %d rows have no '%s' and are left out",
+                    context, len(frame) - len(kept), len(frame), target)
+    return kept
+
+
+def _specs(target_params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The baseline and the candidate specifications of one target, by name."""
+    return {BASELINE: target_params["baseline"], **(target_params.get("candidates") or {})}
+
+
+def _target_shift(train: pd.DataFrame, target_params: dict[str, Any]) -> float:
+    """Shift of the log target: the median idle power for ``model_total_power`` targets."""
+    if not target_params.get("model_total_power", False):
+        return 0.0
+    return float(np.nanmedian(_idle_power(train)))
+
+
+def _clip_for_log(y: pd.Series, spec: dict[str, Any], shift: float, floor: float) -> pd.Series:
+    """Targets of a log-space estimator are clipped so that ``y + shift >= floor``."""
+    if not spec.get("log_target", False):
+        return y
+    clipped = y.clip(lower=floor - shift)
+    if (changed := int((clipped != y).sum())) > 0:
+        logger.info("%d target values clipped to the log floor %.3g", changed, floor - shift)
+    return clipped
+
+
+def fit_spec(
+    train: pd.DataFrame, spec: dict[str, Any], target_params: dict[str, Any], random_state: int
+) -> RegressorMixin:
+    """Build the estimator of ``spec`` and fit it on the rows of ``train`` with a target."""
+    target = target_params["target"]
+    missing = sorted(set(required_columns(spec)) - set(train.columns))
+    if missing:
+        raise KeyError(f"Feature columns {missing} missing from the training table")
+    shift = _target_shift(train, target_params)
+    estimator = build_estimator(spec, random_state=random_state, target_shift=shift)
+    y = _clip_for_log(train[target], spec, shift, float(target_params.get("log_floor", 1e-6)))
+    with threadpool_limits(limits=1):  # BLAS threads only oversubscribe the 2 cores
+        return estimator.fit(train, y.to_numpy())
+
+
+def _score(frame: pd.DataFrame, predicted: np.ndarray, target: str, floors: dict) -> dict:
+    """Metrics of one target, plus total power when the target is dynamic power."""
+    scores = {target: regression_metrics(frame[target], predicted, floors.get(target, 0.0))}
+    if target == "power":
+        scores["power_total"] = regression_metrics(
+            frame["power_total"], predicted + _idle_power(frame), floors.get("power_total", 0.0)
+        )
+    return scores
+
+
+# ----------------------------------------------------------------------------- nodes
+def cross_validate_candidates(
+    train: pd.DataFrame, target_params: dict[str, Any], evaluation: dict[str, Any]
+) -> dict[str, Any]:
+    """Grouped cross-validation (``GroupKFold`` by CNN model) of the baseline and every
+    candidate; picks the one with the lowest ``selection.metric`` on ``selection.target``.
+
+    Returns a JSON-able report: ``selected``, ``selection``, rows used / left out, and per
+    candidate the out-of-fold metrics (``power`` also gives ``power_total``) and fit seconds.
+    """
+    target = target_params["target"]
+    rows = _trainable_rows(train, target, f"cross-validation of '{target}'")
+    groups = rows[evaluation["group_column"]]
+    n_splits = min(int(evaluation["cv_folds"]), groups.nunique())
+    if n_splits < 2:
+        raise ValueError(f"Grouped CV of '{target}' needs 2+ models, got {groups.nunique()}")
+    folds = list(GroupKFold(n_splits=n_splits).split(rows, groups=groups))
+    seed = int(evaluation["random_state"])
+    candidates: dict[str, Any] = {}
+    for name, spec in _specs(target_params).items():
+        started = time.perf_counter()
+        predicted = np.full(len(rows), np.nan)
+        for train_index, test_index in folds:
+            model = fit_spec(rows.iloc[train_index], spec, target_params, seed)
+            predicted[test_index] = model.predict(rows.iloc[test_index])
+        seconds = time.perf_counter() - started
+        candidates[name] = {**_score(rows, predicted, target, evaluation["percentage_floor"]),
+                            "seconds": round(seconds, 2)}
+        logger.info("CV %-18s %-8s RMSPE %.2f %% (%.1f s)", name, target,
+                    candidates[name][target]["rmspe"], seconds)
+    selection = target_params["selection"]
+
+    def criterion(name: str) -> float:
+        value = candidates[name][selection["target"]][selection["metric"]]
+        return value if np.isfinite(value) else np.inf
+
+    selected = min(candidates, key=criterion)  # ties: the first listed (the baseline)
+    logger.info("'%s': selected %s by %s of %s", target, selected, selection["metric"],
+                selection["target"])
+    return {
+        "target": target,
+        "selected": selected,
+        "selection": dict(selection),
+        "group_column": evaluation["group_column"],
+        "folds": n_splits,
+        "n_rows": len(rows),
+        "n_rows_without_target": len(train) - len(rows),
+        "candidates": candidates,
+    }
+
+
+def fit_selected_model(
+    train: pd.DataFrame,
+    target_params: dict[str, Any],
+    cv_report: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> tuple[RegressorMixin, RegressorMixin]:
+    """Fit the estimator chosen by cross-validation on the whole training set.
+
+    Returned twice: once for ``data/06_models`` and once for the MLflow model dataset.
+    """
+    target = target_params["target"]
+    rows = _trainable_rows(train, target, f"fitting '{target}'")
+    spec = _specs(target_params)[cv_report["selected"]]
+    model = fit_spec(rows, spec, target_params, int(evaluation["random_state"]))
+    return model, model
+
+
+def fit_baseline_model(
+    train: pd.DataFrame, target_params: dict[str, Any], evaluation: dict[str, Any]
+) -> RegressorMixin:
+    """Fit the NeuralPower reference configuration on the whole training set (for reference
+    metrics on the test models)."""
+    target = target_params["target"]
+    rows = _trainable_rows(train, target, f"fitting the baseline of '{target}'")
+    return fit_spec(rows, target_params["baseline"], target_params, int(evaluation["random_state"]))
+
+
+def predict_test_set(
+    test: pd.DataFrame,
+    power_model: RegressorMixin,
+    runtime_model: RegressorMixin,
+    power_baseline: RegressorMixin,
+    runtime_baseline: RegressorMixin,
+) -> pd.DataFrame:
+    """Measured and predicted values of every test layer, long format: ``model, layer_name,
+    target, measured, predicted, baseline`` (``power_total`` = power + the row's idle)."""
+    idle = _idle_power(test)
+    predictions = {
+        "power": (power_model.predict(test), power_baseline.predict(test)),
+        "runtime": (runtime_model.predict(test), runtime_baseline.predict(test)),
+    }
+    predictions["power_total"] = tuple(p + idle.to_numpy() for p in predictions["power"])
+    frames = [
+        pd.DataFrame(
+            {
+                "model": test["model"].to_numpy(),
+                "layer_name": test["layer_name"].to_numpy(),
+                "target": target,
+                "measured": test[target].to_numpy(dtype=float),
+                "predicted": predictions[target][0],
+                "baseline": predictions[target][1],
+            }
+        )
+        for target in REPORTED_TARGETS
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def report_metrics(
+    predictions: pd.DataFrame,
+    power_cv: dict[str, Any],
+    runtime_cv: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """``{target: {metric: value}}`` for ``power``, ``power_total`` and ``runtime``.
+
+    Plain names are the chosen estimator on the held-out test models; ``cv_*`` its grouped
+    cross-validation; ``baseline_*`` / ``baseline_cv_*`` the NeuralPower reference; plus the
+    chosen ``estimator`` name.
+    """
+    floors = evaluation["percentage_floor"]
+    cv_by_target = {"power": power_cv, "power_total": power_cv, "runtime": runtime_cv}
+    report: dict[str, dict[str, Any]] = {}
+    for target, rows in predictions.groupby("target", sort=False):
+        floor = floors.get(target, 0.0)
+        cv = cv_by_target[target]
+        report[str(target)] = {
+            **regression_metrics(rows["measured"], rows["predicted"], floor),
+            **_prefixed("baseline_", regression_metrics(rows["measured"], rows["baseline"], floor)),
+            **_prefixed("cv_", cv["candidates"][cv["selected"]][target]),
+            **_prefixed("baseline_cv_", cv["candidates"][BASELINE][target]),
+            "estimator": cv["selected"],
+        }
+    return report
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}{key}": value for key, value in metrics.items()}
+
+
+# ----------------------------------------------------------------------------- charts
+UNITS = {"power": "dynamic power (W)", "power_total": "total power (W)", "runtime": "runtime (ms)"}
+
+
+def plot_test_model_bars(predictions: pd.DataFrame) -> tuple[Figure, Figure, Figure]:
+    """Per test model, measured vs predicted (and baseline) per layer: one figure per target
+    (``power``, ``power_total``, ``runtime``), one panel per test model."""
+    return tuple(_bars(predictions[predictions["target"] == t], t) for t in REPORTED_TARGETS)
+
+
+def plot_predicted_vs_measured(predictions: pd.DataFrame) -> tuple[Figure, Figure, Figure]:
+    """Predicted vs measured scatter on log axes, one figure per target."""
+    return tuple(_scatter(predictions[predictions["target"] == t], t) for t in REPORTED_TARGETS)
+
+
+def _bars(rows: pd.DataFrame, target: str) -> Figure:
+    models = list(dict.fromkeys(rows["model"])) or ["(no test rows)"]
+    fig, axes = plt.subplots(len(models), 1, figsize=(12, 2.8 * len(models)), squeeze=False)
+    for ax, model in zip(axes[:, 0], models, strict=True):
+        layers = rows[rows["model"] == model]
+        x = np.arange(len(layers))
+        for offset, column, label in ((-0.27, "measured", "measured"),
+                                      (0.0, "predicted", "chosen model"),
+                                      (0.27, "baseline", "NeuralPower baseline")):
+            ax.bar(x + offset, layers[column], width=0.27, label=label)
+        ax.set_xticks(x, layers["layer_name"], rotation=90, fontsize=6)
+        ax.set_title(model, fontsize=9)
+        ax.set_ylabel(UNITS[target], fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _scatter(rows: pd.DataFrame, target: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    positive = rows[(rows["measured"] > 0) & (rows["predicted"] > 0)]
+    for model, group in positive.groupby("model"):
+        ax.scatter(group["measured"], group["predicted"], s=14, label=str(model), alpha=0.8)
+    if len(positive):
+        low = positive[["measured", "predicted"]].min().min()
+        high = positive[["measured", "predicted"]].max().max()
+        ax.plot([low, high], [low, high], color="grey", linewidth=1)
+        ax.legend(fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"measured {UNITS[target]}")
+    ax.set_ylabel(f"predicted {UNITS[target]}")
+    left_out = len(rows) - len(positive)
+    ax.set_title(f"{target} (test models){f'; {left_out} non-positive left out' if left_out else ''}",
+                 fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,0 +1,87 @@
+"""``prediction`` (engine files → per-layer and per-network predictions), the served model's
+inference pipeline and ``network_evaluation`` (network-level accuracy on the test CNNs)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from power_modelling.pipelines.prediction.nodes import (
+    evaluate_networks,
+    predict_networks,
+    read_engines,
+    serve_predictions,
+)
+from power_modelling.pipelines.prediction.predictor import LAYER_CLASSES, TARGETS, model_key
+
+#: Catalog name of a fitted model written by the modelling pipeline (data/06_models).
+MODEL_DATASET = "{layer_class}.{target}_model"
+#: The served model's input (layer_descriptions rows) and output (per-layer predictions).
+SERVING_INPUT = "prediction_layers"
+SERVING_OUTPUT = "layer_predictions"
+
+
+def model_datasets() -> dict[str, str]:
+    """``{convolutional_power: <catalog name>, ...}`` for the six fitted models."""
+    return {
+        model_key(layer_class, target): MODEL_DATASET.format(layer_class=layer_class, target=target)
+        for layer_class in LAYER_CLASSES
+        for target in TARGETS
+    }
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """``kedro run --pipeline prediction [--params predict_dataset=<folder>]``."""
+    return Pipeline(
+        [
+            Node(
+                read_engines,
+                inputs=["prediction_engines", "params:predict_dataset"],
+                outputs=["prediction_layer_descriptions", "prediction_input_errors"],
+                name="read_engine_descriptions",
+            ),
+            Node(
+                predict_networks,
+                inputs=[
+                    "prediction_layer_descriptions",
+                    "prediction_input_errors",
+                    "params:prediction",
+                ],
+                outputs=["predictions", "prediction_summary", "prediction_data_quality"],
+                name="predict_networks",
+            ),
+        ]
+    )
+
+
+def create_serving_pipeline() -> Pipeline:
+    """What the logged MLflow model runs: layer descriptions → per-layer predictions."""
+    return Pipeline(
+        [
+            Node(
+                serve_predictions,
+                inputs={"layers": SERVING_INPUT, "idle_power": "idle_power", **model_datasets()},
+                outputs=SERVING_OUTPUT,
+                name="serve_predictions",
+            )
+        ]
+    )
+
+
+def create_network_evaluation_pipeline() -> Pipeline:
+    """Network-level accuracy on the held-out test CNNs → ``metrics.json`` section ``network``."""
+    return Pipeline(
+        [
+            Node(
+                evaluate_networks,
+                inputs={
+                    **{
+                        f"{layer_class}_test": f"{layer_class}.model_input_test"
+                        for layer_class in LAYER_CLASSES
+                    },
+                    "run_metadata": "run_metadata",
+                    "idle_power": "idle_power",
+                    **model_datasets(),
+                },
+                outputs="network_metrics",
+                name="evaluate_networks",
+            )
+        ]
+    )

@@ -1,0 +1,190 @@
+"""Real Kedro runs: ``kedro run --pipeline prediction`` on engine files, and the MLflow round
+trip (training logs the served model; it is loaded from the sqlite store and predicts)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+from kedro.pipeline import Node, Pipeline
+
+from power_modelling import pipeline_registry
+from power_modelling.pipelines.ingestion.engine_info import describe_layers
+from power_modelling.pipelines.prediction.pipeline import model_datasets
+from power_modelling.pipelines.prediction.predictor import LocalModels
+from tests.conftest import run_kedro as _run_kedro
+from tests.pipelines.prediction.standins import (
+    TINY_ENERGY_MJ,
+    TINY_RUNTIME_MS,
+    expected_columns,
+    standin_models,
+    tiny_engine,
+)
+
+pytestmark = pytest.mark.integration
+
+SHIPPED = "jetson_orin_resnet18"
+IDLE_W = 121.0
+
+
+def run_kedro(project: Path, pipeline: str | None = None, **runtime_params: object) -> None:
+    """``run_kedro``, then close the MLflow run it leaves active: kedro-mlflow re-enters the
+    run before every node (``nested: True``) and ends it once, so a second session in the same
+    process would log into the first one's run."""
+    _run_kedro(project, pipeline, **runtime_params)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def _project(kedro_project: Callable[..., Path], models: tuple[str, ...] = ()) -> Path:
+    """``kedro_project`` copy (with the ``src/`` folder ``bootstrap_project`` insists on)."""
+    project = kedro_project(models=models)
+    (project / "src").mkdir(exist_ok=True)
+    return project
+
+
+def _write_models(project: Path) -> None:
+    models_dir = project / "data" / "06_models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    for key, model in standin_models().items():
+        joblib.dump(model, models_dir / f"{key}.pkl")
+
+
+def _write_idle_power(project: Path) -> None:
+    path = project / "data" / "02_intermediate" / "idle_power.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"avg_idle_power_uw": IDLE_W * 1e6, "source": "test"}))
+
+
+@pytest.fixture
+def predict_project(kedro_project: Callable[..., Path]) -> Path:
+    """A project copy with the shipped engine, a tiny engine, three bad files and models."""
+    project = _project(kedro_project)
+    folder = project / "data" / "01_raw" / "predict"
+    (folder / "tiny.json").write_text(json.dumps(tiny_engine()))
+    (folder / "not_json.json").write_text("Layers: conv1, conv2\n")
+    (folder / "no_layers.json").write_text(json.dumps({"Bindings": ["input"]}))
+    no_dims = tiny_engine()
+    del no_dims["Layers"][0]["Inputs"][0]["Dimensions"]
+    (folder / "no_dims.json").write_text(json.dumps(no_dims))
+    _write_models(project)
+    return project
+
+
+def test_prediction_pipeline_writes_tables_summary_and_reports_bad_files(
+    predict_project: Path,
+) -> None:
+    run_kedro(predict_project, "prediction")
+    output = predict_project / "data" / "07_model_output"
+    written = sorted(p.stem for p in (output / "predictions").glob("*.csv"))
+    assert written == [SHIPPED, "tiny"]
+
+    tiny = pd.read_csv(output / "predictions" / "tiny.csv")
+    assert list(tiny.columns) == expected_columns(with_idle=False)  # no idle power known
+    assert tiny["layer_name"].tolist() == ["conv1", "pool", "relu", "fc"]
+    assert tiny.loc[tiny["layer_class"] == "other", "power_prediction"].isna().all()
+    shipped = pd.read_csv(output / "predictions" / f"{SHIPPED}.csv")
+    assert len(shipped) == 26 and shipped["runtime_prediction"].notna().sum() == 23
+
+    summary = pd.read_csv(output / "prediction_summary.csv").set_index("network")
+    assert list(summary.columns) == [
+        "layers_predicted",
+        "layers_other",
+        "total_runtime_ms",
+        "avg_power_w",
+        "energy_mj",
+    ]
+    assert summary.loc["tiny", "layers_predicted"] == 4
+    assert summary.loc["tiny", "layers_other"] == 3
+    assert summary.loc["tiny", "total_runtime_ms"] == pytest.approx(TINY_RUNTIME_MS)
+    assert summary.loc["tiny", "energy_mj"] == pytest.approx(TINY_ENERGY_MJ)
+    # 20 conv · (10 W, 0.5 ms) + 2 pool · (2 W, 0.1 ms) + 1 dense · (5 W, 0.2 ms)
+    assert summary.loc[SHIPPED, "total_runtime_ms"] == pytest.approx(10.4)
+    assert summary.loc[SHIPPED, "energy_mj"] == pytest.approx(100.0 + 0.4 + 1.0)
+
+    quality = json.loads((predict_project / "data/08_reporting/data_quality.json").read_text())
+    report = quality["prediction"]
+    assert (report["networks_predicted"], report["networks_failed"]) == (2, 3)
+    assert "data/01_raw/predict/not_json.json: not valid JSON" in report["errors"]["not_json"]
+    assert "'Layers'" in report["errors"]["no_layers"]
+    assert "layer 'conv1' has no Inputs[0].Dimensions" in report["errors"]["no_dims"]
+
+
+def test_idle_power_from_ingestion_or_parameter_adds_total_power(predict_project: Path) -> None:
+    _write_idle_power(predict_project)
+    run_kedro(predict_project, "prediction")
+    tiny = pd.read_csv(predict_project / "data/07_model_output/predictions/tiny.csv")
+    assert tiny["power_total_prediction"].tolist()[0] == pytest.approx(10.0 + IDLE_W)
+
+    run_kedro(predict_project, "prediction", prediction={"idle_power_w": 5.0})
+    tiny = pd.read_csv(predict_project / "data/07_model_output/predictions/tiny.csv")
+    assert tiny["power_total_prediction"].tolist()[0] == pytest.approx(15.0)
+
+
+def test_a_raw_dataset_predicts_every_model_folders_engine(
+    kedro_project: Callable[..., Path],
+) -> None:
+    project = _project(kedro_project, ("lenet", "resnet18"))
+    _write_models(project)
+    run_kedro(project, "prediction", predict_dataset="h200_isolated_v1")
+    output = project / "data" / "07_model_output"
+    assert sorted(p.stem for p in (output / "predictions").glob("*.csv")) == ["lenet", "resnet18"]
+    summary = pd.read_csv(output / "prediction_summary.csv").set_index("network")
+    # resnet18 in the NVML dialect: 14 unique configurations standing for 21 modelled layers
+    # (20 Conv2d incl. 3 downsample 1x1, 1 Linear; + max pool, adaptive avg pool)
+    resnet18 = pd.read_csv(output / "predictions" / "resnet18.csv")
+    assert len(resnet18) == 14
+    assert summary.loc["resnet18", "layers_predicted"] == resnet18["count"].sum()
+
+
+def _fit_standins(idle_power: dict) -> tuple:
+    """Stand-in for the modelling pipeline: the six fitted models."""
+    models = standin_models()
+    return tuple(models[key] for key in model_datasets())
+
+
+def test_training_logs_a_servable_model_that_predicts_a_real_engine(
+    predict_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_idle_power(predict_project)
+    catalog = {
+        name: {"type": "pickle.PickleDataset", "filepath": f"data/06_models/{key}.pkl"}
+        for key, name in model_datasets().items()
+    }
+    catalog["idle_power"] = {
+        "type": "json.JSONDataset",
+        "filepath": "data/02_intermediate/idle_power.json",
+    }
+    (predict_project / "conf/local/catalog_standin.yml").write_text(yaml.safe_dump(catalog))
+    training = Pipeline(
+        [Node(_fit_standins, "idle_power", list(model_datasets().values()), name="fit")]
+    )
+    project_pipelines = pipeline_registry.register_pipelines
+    monkeypatch.setattr(
+        pipeline_registry,
+        "register_pipelines",
+        lambda: {"__default__": pipeline_registry.servable(training)},
+    )
+    run_kedro(predict_project)
+
+    mlflow.set_tracking_uri(f"sqlite:///{predict_project / 'mlflow.db'}")
+    uri = f"models:/{pipeline_registry.REGISTERED_MODEL_NAME}/1"
+    served = mlflow.pyfunc.load_model(uri)
+    engine = predict_project / "data/01_raw/predict" / f"{SHIPPED}.json"
+    layers = describe_layers(json.loads(engine.read_text()), str(engine))
+    predicted = served.predict(layers)
+    expected = LocalModels(standin_models(), idle_power_w=IDLE_W).predict(layers)
+    pd.testing.assert_frame_equal(predicted, expected)
+
+    # and the prediction pipeline uses it instead of data/06_models
+    monkeypatch.setattr(pipeline_registry, "register_pipelines", project_pipelines)
+    run_kedro(predict_project, "prediction", prediction={"model_uri": uri, "models_dir": "none"})
+    shipped = pd.read_csv(predict_project / "data/07_model_output/predictions" / f"{SHIPPED}.csv")
+    total = set(shipped["power_total_prediction"].dropna())
+    assert total == {10.0 + IDLE_W, 2.0 + IDLE_W, 5.0 + IDLE_W}

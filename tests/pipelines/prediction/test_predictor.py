@@ -1,0 +1,180 @@
+"""Per-layer predictions, count weighting, ``other`` layers, the summary, bad engine files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from power_modelling.pipelines.ingestion.engine_info import describe_layers
+from power_modelling.pipelines.prediction.engines import load_engines, select_engines
+from power_modelling.pipelines.prediction.nodes import as_layer_descriptions, serve_predictions
+from power_modelling.pipelines.prediction.predictor import (
+    LocalModels,
+    load_local_models,
+    predict_layers,
+    summarise,
+)
+from tests.conftest import PROJECT_ROOT
+from tests.pipelines.prediction.standins import (
+    TINY_ENERGY_MJ,
+    TINY_RUNTIME_MS,
+    expected_columns,
+    standin_models,
+    tiny_engine,
+)
+
+SHIPPED_ENGINE = PROJECT_ROOT / "data" / "01_raw" / "predict" / "jetson_orin_resnet18.json"
+
+
+@pytest.fixture
+def tiny_layers() -> pd.DataFrame:
+    return describe_layers(tiny_engine(), "tiny.json")
+
+
+def test_every_layer_is_listed_and_other_layers_have_empty_predictions(
+    tiny_layers: pd.DataFrame,
+) -> None:
+    table = predict_layers(tiny_layers, standin_models())
+    assert list(table.columns) == expected_columns(with_idle=False)
+    assert list(table["layer_name"]) == ["conv1", "pool", "relu", "fc"]
+    assert list(table["layer_class"]) == ["convolutional", "pooling", "other", "dense"]
+    assert list(table["count"]) == [2, 1, 3, 1]
+    assert table["power_prediction"].tolist()[:2] == [10.0, 2.0]
+    assert table["runtime_prediction"].tolist()[:2] == [0.5, 0.1]
+    assert table.loc[3, ["power_prediction", "runtime_prediction"]].tolist() == [5.0, 0.2]
+    assert table.loc[2, ["power_prediction", "runtime_prediction"]].isna().all()
+
+
+def test_summary_weights_every_layer_by_its_count(tiny_layers: pd.DataFrame) -> None:
+    row = summarise(predict_layers(tiny_layers, standin_models()), "tiny")
+    assert row["network"] == "tiny"
+    assert row["layers_predicted"] == 4  # 2 conv + pool + fc
+    assert row["layers_other"] == 3  # ReLU × 3
+    assert row["total_runtime_ms"] == pytest.approx(TINY_RUNTIME_MS)
+    assert row["energy_mj"] == pytest.approx(TINY_ENERGY_MJ)
+    assert row["avg_power_w"] == pytest.approx(TINY_ENERGY_MJ / TINY_RUNTIME_MS)
+
+
+def test_idle_power_adds_the_total_power_column(tiny_layers: pd.DataFrame) -> None:
+    table = predict_layers(tiny_layers, standin_models(), idle_power_w=3.0)
+    assert list(table.columns) == expected_columns(with_idle=True)
+    assert table["power_total_prediction"].tolist()[:2] == [13.0, 5.0]
+    assert np.isnan(table.loc[2, "power_total_prediction"])
+
+
+def test_negative_model_outputs_are_clipped_and_logged(
+    tiny_layers: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    models = standin_models()
+    models["pooling_power"].constant_ = np.array([[-1.0]])
+    with caplog.at_level(logging.WARNING):
+        table = predict_layers(tiny_layers, models)
+    assert table.loc[1, "power_prediction"] == 0.0
+    assert "pooling_power: 1 negative predictions clipped" in caplog.text
+
+
+def test_a_missing_model_is_named(tiny_layers: pd.DataFrame) -> None:
+    models = standin_models()
+    del models["dense_runtime"]
+    with pytest.raises(KeyError, match="dense_runtime"):
+        predict_layers(tiny_layers, models)
+
+
+def test_shipped_tensorrt_engine_is_predicted_layer_by_layer() -> None:
+    layers = describe_layers(json.loads(SHIPPED_ENGINE.read_text()), str(SHIPPED_ENGINE))
+    table = LocalModels(standin_models()).predict(layers)
+    assert len(table) == 26
+    classes = table["layer_class"].value_counts().to_dict()
+    assert classes == {"convolutional": 20, "pooling": 2, "dense": 1, "other": 3}
+    assert table["runtime_prediction"].notna().sum() == 23
+
+
+def test_served_input_accepts_parquet_and_json_round_trips(
+    tiny_layers: pd.DataFrame, tmp_path: Path
+) -> None:
+    tiny_layers.to_parquet(tmp_path / "layers.parquet")
+    from_parquet = pd.read_parquet(tmp_path / "layers.parquet")  # lists → numpy arrays
+    from_json = pd.DataFrame(json.loads(tiny_layers.to_json(orient="records")))
+    minimal = tiny_layers[["layer_name", "layer_type", "parameter_type", "input_dims"]].assign(
+        output_dims=tiny_layers["output_dims"], kernel=tiny_layers["kernel"]
+    )
+    expected = predict_layers(tiny_layers, standin_models())
+    for layers in (from_parquet, from_json):
+        served = serve_predictions(layers, None, **standin_models())
+        pd.testing.assert_frame_equal(served, expected)
+    served = serve_predictions(minimal, {"avg_idle_power_uw": 3e6}, **standin_models())
+    assert served["power_total_prediction"].tolist()[0] == 13.0
+    with pytest.raises(ValueError, match=r"lack column\(s\) \['output_dims'\]"):
+        as_layer_descriptions(tiny_layers[["layer_name", "input_dims"]])
+
+
+def test_local_models_load_from_a_folder_or_name_what_is_missing(tmp_path: Path) -> None:
+    import joblib
+
+    models = standin_models()
+    for key, model in list(models.items())[:-1]:
+        joblib.dump(model, tmp_path / f"{key}.pkl")
+    with pytest.raises(FileNotFoundError, match="dense_runtime.pkl"):
+        load_local_models(tmp_path)
+    # a Kedro versioned dataset folder: the newest version is used
+    versioned = tmp_path / "dense_runtime.pkl"
+    for stamp in ("2026-01-01T00.00.00.000Z", "2026-02-01T00.00.00.000Z"):
+        (versioned / stamp).mkdir(parents=True)
+        joblib.dump(models["dense_runtime"], versioned / stamp / "dense_runtime.pkl")
+    assert set(load_local_models(tmp_path)) == set(models)
+
+
+# --- engine files: selection and bad input ---------------------------------------------------
+
+
+def test_raw_dataset_folders_predict_their_engine_info_only() -> None:
+    ids = [
+        "idling_power",
+        "resnet18/resnet18_benchmark",
+        "resnet18/layer_energy",
+        "resnet18/trt_profiling/trt_engine_info",
+        "resnet18/trt_profiling/trt_layer_latency",
+        "lenet/trt_profiling/trt_engine_info",
+    ]
+    assert select_engines(ids) == {
+        "lenet": "lenet/trt_profiling/trt_engine_info",
+        "resnet18": "resnet18/trt_profiling/trt_engine_info",
+    }
+    assert select_engines(["b", "a", "sub/c"]) == {"a": "a", "b": "b", "sub_c": "sub/c"}
+
+
+def _loaders(files: dict[str, str]) -> dict:
+    return {pid: (lambda text=text: text) for pid, text in files.items()}
+
+
+def test_bad_engine_files_are_named_and_the_others_still_load(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    no_dims = tiny_engine()
+    del no_dims["Layers"][1]["Outputs"]
+    files = {
+        "good": json.dumps(tiny_engine()),
+        "not_json": "this is not JSON {",
+        "no_layers": json.dumps({"Bindings": []}),
+        "no_dims": json.dumps(no_dims),
+    }
+    with caplog.at_level(logging.ERROR):
+        descriptions, errors = load_engines(_loaders(files), "data/01_raw/predict")
+    assert list(descriptions) == ["good"]
+    assert set(errors) == {"not_json", "no_layers", "no_dims"}
+    assert errors["not_json"].startswith("data/01_raw/predict/not_json.json: not valid JSON")
+    assert "data/01_raw/predict/no_layers.json" in errors["no_layers"]
+    assert "'Layers'" in errors["no_layers"]
+    assert "data/01_raw/predict/no_dims.json" in errors["no_dims"]
+    assert "layer 'pool'" in errors["no_dims"] and "Outputs" in errors["no_dims"]
+    assert "not_json.json" in caplog.text
+
+
+def test_an_empty_folder_is_an_error() -> None:
+    with pytest.raises(ValueError, match="data/01_raw/empty: no \\*.json engine description"):
+        load_engines({}, "data/01_raw/empty")

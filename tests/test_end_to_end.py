@@ -1,0 +1,93 @@
+"""A real ``kedro run`` of the whole training chain, then ``--pipeline prediction``, on a
+subset of the bundled H200 data, with a real sqlite MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests.conftest import SMALL_MODELS, run_kedro
+
+pytestmark = pytest.mark.integration
+
+LAYER_TYPES = ("convolutional", "pooling", "dense")
+
+
+@pytest.fixture(scope="module")
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import make_project
+
+    project = make_project(tmp_path_factory.mktemp("e2e"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+        run_kedro(project)
+        run_kedro(project, "prediction")
+    return project
+
+
+def test_every_stage_wrote_one_partition_per_model(trained_project: Path) -> None:
+    data = trained_project / "data"
+    for folder in ("power_samples", "layer_windows", "layer_descriptions"):
+        written = sorted(p.stem for p in (data / "02_intermediate" / folder).glob("*.parquet"))
+        assert written == sorted(SMALL_MODELS), folder
+    layerwise = pd.read_parquet(data / "03_primary" / "layerwise" / "resnet18.parquet")
+    assert list(layerwise.columns[:6]) == [
+        "cycle",
+        "layer_name",
+        "layer_type",
+        "layer_power_including_idle_power_micro_watt",
+        "layer_power_excluding_idle_power_micro_watt",
+        "layer_run_time",
+    ]
+    assert layerwise["cycle"].min() == 1
+    # 14 unique layer configurations in resnet18, every one measured
+    assert layerwise["layer_name"].nunique() == 14
+    # H200 board power under load lies between idle (121 W) and the 700 W limit
+    power_w = layerwise["layer_power_including_idle_power_micro_watt"].dropna() / 1e6
+    assert power_w.between(100, 700).all()
+
+
+def test_training_tables_split_by_cnn(trained_project: Path) -> None:
+    model_input = trained_project / "data" / "05_model_input"
+    for layer_type in LAYER_TYPES:
+        train = pd.read_parquet(model_input / f"{layer_type}_train.parquet")
+        test = pd.read_parquet(model_input / f"{layer_type}_test.parquet")
+        assert set(test["model"]) <= {"lenet", "resnet18", "vgg16"}
+        assert not set(train["model"]) & set(test["model"])
+        assert (train["runtime"] > 0).all()
+
+
+def test_metrics_models_and_mlflow_run(trained_project: Path) -> None:
+    metrics = json.loads((trained_project / "data" / "08_reporting" / "metrics.json").read_text())
+    for layer_type in LAYER_TYPES:
+        for target in ("power", "power_total", "runtime"):
+            assert "rmspe" in json.dumps(metrics[layer_type][target]).lower()
+        for target in ("power", "runtime"):
+            assert (trained_project / "data" / "06_models" / f"{layer_type}_{target}.pkl").exists()
+    quality = json.loads((trained_project / "data" / "08_reporting" / "data_quality.json").read_text())
+    assert {"ingestion", "power_mapping", "feature_engineering"} <= set(quality)
+
+    mlflow.set_tracking_uri(f"sqlite:///{trained_project / 'mlflow.db'}")
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    training = [r for r in runs if "convolutional.runtime.test.rmspe" in r.data.metrics
+                or any(k.startswith("convolutional.") for k in r.data.metrics)]
+    assert len(training) == 1
+
+
+def test_prediction_of_the_shipped_engine(trained_project: Path) -> None:
+    output = trained_project / "data" / "07_model_output"
+    layers = pd.read_csv(output / "predictions" / "jetson_orin_resnet18.csv")
+    assert len(layers) == 26  # every engine layer listed, `other` ones included
+    modelled = layers.dropna(subset=["runtime_prediction"])
+    assert len(modelled) == 23  # 20 conv + 1 GEMM (dense) + 2 pooling
+    assert (modelled["runtime_prediction"] > 0).all()
+    summary = pd.read_csv(output / "prediction_summary.csv").set_index("network")
+    row = summary.loc["jetson_orin_resnet18"]
+    energy = (modelled["count"] * modelled["power_prediction"] * modelled["runtime_prediction"]).sum()
+    assert row["energy_mj"] == pytest.approx(energy, rel=1e-6)
+    assert row["avg_power_w"] == pytest.approx(row["energy_mj"] / row["total_runtime_ms"], rel=1e-6)
