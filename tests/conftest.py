@@ -37,6 +37,7 @@ def make_project(
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project / "pyproject.toml")
     shutil.copytree(PROJECT_ROOT / "conf", project / "conf")
     (project / "conf" / "local").mkdir(exist_ok=True)
+    (project / "src").mkdir()  # bootstrap_project wants a source dir; the package is installed
     raw = project / "data" / "01_raw" / dataset
     raw.mkdir(parents=True)
     shutil.copy(BUNDLED_RAW / "idling_power.json", raw / "idling_power.json")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.conftest import BUNDLED_RAW, ENGINES_DIR
 
 from power_modelling.pipelines.ingestion.engine_info import DESCRIPTION_COLUMNS, describe_layers
+from tests.conftest import BUNDLED_RAW, ENGINES_DIR
 
 ENGINE_FILES = sorted(ENGINES_DIR.glob("*.json")) if ENGINES_DIR else []
 NVML_FILES = sorted(BUNDLED_RAW.glob("*/trt_profiling/trt_engine_info.json"))

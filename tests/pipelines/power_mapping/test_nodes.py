@@ -1,51 +1,79 @@
-"""The generator node: one model at a time, cumulative quality section."""
+"""Nodes: lazy per-model mapping, and the quality section (one model in memory at a time)."""
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
+import pytest
 from benchmarks.generate_jetson import generate_run
 
-from power_modelling.pipelines.power_mapping.nodes import map_power
+from power_modelling.pipelines.power_mapping.nodes import map_power, report_power_mapping
+
+INCL = "layer_power_including_idle_power_micro_watt"
 
 
-def test_models_are_loaded_and_yielded_one_at_a_time() -> None:
-    runs = {name: generate_run(n_cycles=20, n_layers=4, seed=i) for i, name in enumerate("ab")}
-    loaded: list[str] = []
+@pytest.fixture
+def runs():
+    return {name: generate_run(n_cycles=20, n_layers=4, seed=i) for i, name in enumerate("ab")}
 
-    def loader(name: str, attribute: str):
+
+def _loaders(runs, attribute: str, loaded: list[str], suffix: str = "") -> dict:
+    def loader(name: str):
         def load() -> pd.DataFrame:
             loaded.append(f"{name}.{attribute}")
             return getattr(runs[name], attribute)
 
         return load
 
-    outputs = map_power(
-        {f"{n}.parquet": loader(n, "samples") for n in runs},  # a suffix in the id is dropped
-        {n: loader(n, "windows") for n in runs},
-        {n: loader(n, "descriptions") for n in runs},
+    return {f"{name}{suffix}": loader(name) for name in runs}
+
+
+def test_map_power_returns_one_lazy_partition_per_model(runs) -> None:
+    loaded: list[str] = []
+    partitions = map_power(
+        _loaders(runs, "samples", loaded, suffix=".parquet"),  # a suffix in the id is dropped
+        _loaders(runs, "windows", loaded),
+        _loaders(runs, "descriptions", loaded),
         {"avg_idle_power_uw": 4.2e6},
-        {"min_samples_per_layer": 10},
     )
-    tables, report = next(outputs)
-    assert list(tables) == ["a"]
+    assert sorted(partitions) == ["a", "b"]
+    assert loaded == []  # nothing is read before Kedro saves the partition
+    table = partitions["a"]()
     assert sorted(loaded) == ["a.descriptions", "a.samples", "a.windows"]
-    assert list(report) == ["a"]
-    tables, report = next(outputs)
-    assert list(tables) == ["b"]
-    assert list(report) == ["a", "b"]
+    assert len(table) == 80
+    assert table[INCL].notna().any()
+
+
+def test_report_holds_every_model_and_warns_once(runs, caplog) -> None:
+    loaded: list[str] = []
+    with caplog.at_level(logging.WARNING):
+        report = report_power_mapping(
+            _loaders(runs, "samples", loaded),
+            _loaders(runs, "windows", loaded),
+            _loaders(runs, "descriptions", loaded),
+            {"min_samples_per_layer": 10**6},
+        )
+    assert sorted(report) == ["a", "b"]
     assert report["b"]["windows_total"] == 80
-    assert list(outputs) == []
+    assert report["a"]["layers_below_min_samples_count"] == 4
+    assert caplog.text.count("have fewer than 1000000 power samples") == 2
 
 
-def test_model_without_samples_or_descriptions_is_still_mapped() -> None:
+def test_model_without_samples_or_descriptions_is_still_mapped(caplog) -> None:
     gen = generate_run(n_cycles=5, n_layers=3)
-    (tables, report), *_ = map_power(
-        {}, {"net": lambda: gen.windows}, {}, {"avg_idle_power_uw": 1.0}, {}
-    )
-    assert tables["net"]["layer_power_including_idle_power_micro_watt"].isna().all()
-    assert set(tables["net"]["layer_type"]) == {"Unknown"}
+    table = map_power({}, {"net": lambda: gen.windows}, {}, {"avg_idle_power_uw": 1.0})["net"]()
+    assert table[INCL].isna().all()
+    assert set(table["layer_type"]) == {"Unknown"}
+    with caplog.at_level(logging.WARNING):
+        report = report_power_mapping(
+            {"x": lambda: gen.samples}, {"net": lambda: gen.windows}, {}, {}
+        )
     assert report["net"]["samples_total"] == 0
+    assert "no power samples" in caplog.text
+    assert "without layer windows (not mapped): ['x']" in caplog.text
 
 
-def test_no_models_yields_an_empty_section() -> None:
-    assert list(map_power({}, {}, {}, {"avg_idle_power_uw": 1.0}, {})) == [({}, {})]
+def test_no_models() -> None:
+    assert map_power({}, {}, {}, {"avg_idle_power_uw": 1.0}) == {}
+    assert report_power_mapping({}, {}, {}, {}) == {}

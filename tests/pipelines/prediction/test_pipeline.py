@@ -17,7 +17,7 @@ from kedro.pipeline import Node, Pipeline
 from power_modelling import pipeline_registry
 from power_modelling.pipelines.ingestion.engine_info import describe_layers
 from power_modelling.pipelines.prediction.pipeline import model_datasets
-from power_modelling.pipelines.prediction.predictor import LocalModels
+from power_modelling.pipelines.prediction.predictor import predict_layers
 from tests.conftest import run_kedro as _run_kedro
 from tests.pipelines.prediction.standins import (
     TINY_ENERGY_MJ,
@@ -179,7 +179,7 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     engine = predict_project / "data/01_raw/predict" / f"{SHIPPED}.json"
     layers = describe_layers(json.loads(engine.read_text()), str(engine))
     predicted = served.predict(layers)
-    expected = LocalModels(standin_models(), idle_power_w=IDLE_W).predict(layers)
+    expected = predict_layers(layers, standin_models(), idle_power_w=IDLE_W)
     pd.testing.assert_frame_equal(predicted, expected)
 
     # and the prediction pipeline uses it instead of data/06_models

@@ -269,19 +269,21 @@ def _windows(
 ) -> tuple[pd.DataFrame, dict]:
     """Validate the entries and build the ``layer_windows`` frame and the report."""
     n_entries = len(entries.kind)
-    kinds = set(np.unique(entries.kind).tolist()) - {_INVALID_SHAPE}
+    kinds = set(np.unique(entries.kind).tolist())
+    timed_kinds = kinds - {_INVALID_SHAPE, _BARE}  # bare values among timed entries are invalid
     form = (
-        FORM_BARE
-        if kinds == {_BARE}
-        else FORM_JETSON
-        if kinds == {2}
+        FORM_JETSON
+        if timed_kinds == {2}
         else FORM_NVML
-        if kinds == {3}
+        if timed_kinds == {3}
         else FORM_MIXED
+        if timed_kinds
+        else FORM_BARE
     )
     bare = form == FORM_BARE
-    first_index = np.concatenate(([0], np.cumsum(np.bincount(
-        entries.layer_index, minlength=len(entries.layer_names)))[:-1]))
+    first_index = np.concatenate(
+        ([0], np.cumsum(np.bincount(entries.layer_index, minlength=len(entries.layer_names)))[:-1])
+    )
     cycle = np.arange(n_entries) - first_index[entries.layer_index] + 1
     repeats = entries.repeats
     valid = entries.kind == _BARE if bare else (entries.kind == 2) | (entries.kind == 3)
@@ -344,8 +346,8 @@ def _log_findings(report: dict) -> None:
             report["first_invalid_entries"],
         )
     if report["cycles_per_layer"]["min"] != report["cycles_per_layer"]["max"]:
-        logger.info("%s: layers have different cycle counts %s", source,
-                       report["cycles_per_layer"])
+        logger.info("%s: layers have different cycle counts %s", source, report["cycles_per_layer"])
     if report["duplicate_layers"]:
-        logger.warning("%s: duplicate layer names %s (the last one kept)", source,
-                       report["duplicate_layers"])
+        logger.warning(
+            "%s: duplicate layer names %s (the last one kept)", source, report["duplicate_layers"]
+        )

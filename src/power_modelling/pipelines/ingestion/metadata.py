@@ -76,8 +76,7 @@ def idle_power(record: Any, source: str) -> dict[str, Any]:
     value = _number(record.get("avg_idle_power")) if isinstance(record, dict) else None
     if value is None or value <= 0:
         raise ValueError(
-            f"{source}: expected an object with a positive number 'avg_idle_power' "
-            "(microwatts)"
+            f"{source}: expected an object with a positive number 'avg_idle_power' (microwatts)"
         )
     extra = {k: v for k, v in record.items() if k != "avg_idle_power"}
     return {"avg_idle_power_uw": value, "source": source, **extra}

@@ -135,17 +135,16 @@ def ingest_model(model: str, files: dict[str, Loader], folder: str, params: dict
 def build_report(model_reports: dict[str, dict], idle: dict[str, Any]) -> dict[str, Any]:
     """The ``ingestion`` section of data_quality.json: one entry per model plus a summary."""
     skipped = {m: r["reason"] for m, r in model_reports.items() if r.get("skipped")}
+    ingested = {m: r for m, r in model_reports.items() if m not in skipped}
     summary = {
         "models_found": len(model_reports),
-        "models_ingested": len(model_reports) - len(skipped),
+        "models_ingested": len(ingested),
         "models_skipped": len(skipped),
         "skipped": skipped,
         "avg_idle_power_uw": idle["avg_idle_power_uw"],
-        "malformed_power_lines": sum(
-            r["power_log"]["malformed"] for r in model_reports.values() if not r.get("skipped")
-        ),
+        "malformed_power_lines": sum(r["power_log"]["malformed"] for r in ingested.values()),
         "models_without_power_windows": sorted(
-            m for m, r in model_reports.items() if not r.get("skipped", r["has_power_windows"])
+            m for m, r in ingested.items() if not r["has_power_windows"]
         ),
     }
     return {"_summary": summary, **model_reports}
@@ -197,6 +196,9 @@ def _layer_cross_check(
     return {
         "timed": len(timed),
         "described": len(described),
-        "in_latency_not_in_engine": {"count": len(not_described), "names": not_described[:max_names]},
+        "in_latency_not_in_engine": {
+            "count": len(not_described),
+            "names": not_described[:max_names],
+        },
         "in_engine_not_in_latency": {"count": len(not_timed), "names": not_timed[:max_names]},
     }

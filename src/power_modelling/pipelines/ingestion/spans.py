@@ -85,8 +85,6 @@ def parse_float_spans(
         numeric = pc.match_substring_regex(tokens, NUMBER_PATTERN)
         valid = numeric.to_numpy(zero_copy_only=False)
         values = np.full(len(tokens), np.nan)
-        values[valid] = pc.cast(tokens.filter(numeric), pa.float64()).to_numpy(
-            zero_copy_only=False
-        )
+        values[valid] = pc.cast(tokens.filter(numeric), pa.float64()).to_numpy(zero_copy_only=False)
     valid = np.isfinite(values)
     return np.where(valid, values, np.nan), valid

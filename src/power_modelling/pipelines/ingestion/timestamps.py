@@ -119,9 +119,7 @@ def _eight_digits(columns: np.ndarray) -> np.ndarray:
     word = np.ascontiguousarray(columns).view("<u8").ravel() - np.uint64(0x3030303030303030)
     word = word * np.uint64(10) + (word >> np.uint64(8))
     low = (word & np.uint64(0x000000FF000000FF)) * np.uint64(100 + (1_000_000 << 32))
-    high = ((word >> np.uint64(16)) & np.uint64(0x000000FF000000FF)) * np.uint64(
-        1 + (10_000 << 32)
-    )
+    high = ((word >> np.uint64(16)) & np.uint64(0x000000FF000000FF)) * np.uint64(1 + (10_000 << 32))
     return ((low + high) >> np.uint64(32)).astype(np.int64)
 
 

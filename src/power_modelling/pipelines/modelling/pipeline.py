@@ -43,7 +43,7 @@ def _target_nodes(target: str) -> list:
         node(
             fit_baseline_model,
             inputs=["model_input_train", f"params:{target}", "params:evaluation"],
-            outputs=f"{target}_baseline_model",
+            outputs=f"{target}_baseline",
             name=f"fit_{target}_baseline",
         ),
     ]
@@ -55,7 +55,7 @@ def create_template() -> Pipeline:
         node(
             predict_test_set,
             inputs=["model_input_test", "power_model", "runtime_model",
-                    "power_baseline_model", "runtime_baseline_model"],
+                    "power_baseline", "runtime_baseline"],
             outputs="test_predictions",
             name="predict_test_set",
         ),

@@ -14,6 +14,7 @@ depend on the order of the inputs.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -127,12 +128,70 @@ def _output_order(
     return order
 
 
-def _string_column(labels: np.ndarray, codes: np.ndarray) -> pd.arrays.ArrowStringArray:
+def _string_column(labels: np.ndarray, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """``labels[codes]`` as a ``str`` column, decoded from a dictionary array (fast in Arrow)."""
     dictionary = pa.array([str(label) for label in labels], type=pa.large_string())
     indices = pa.array(codes.astype(np.int32, copy=False))
     decoded = pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.large_string())
     return pd.array(decoded, dtype="str")
+
+
+@dataclass
+class _Join:
+    """Windows in output order with their sample counts and mean power."""
+
+    cycle: np.ndarray
+    codes: np.ndarray  # index into names
+    names: np.ndarray  # layer names, sorted
+    latency: np.ndarray
+    mean: np.ndarray  # NaN where no sample
+    counts: np.ndarray
+    n_samples: int
+    n_samples_used: int
+    n_invalid_samples: int
+    n_untimed: int
+
+
+def _join(samples: pd.DataFrame, windows: pd.DataFrame, source: str) -> _Join:
+    """Validate the windows, put them in output order and join the samples onto them."""
+    times, power, n_invalid_samples = _sorted_samples(samples)
+    start, end = _as_ns(windows["start"]), _as_ns(windows["end"])
+    cycle = windows["cycle"].to_numpy(dtype=np.int64)
+    if cycle.size and cycle.min() < 1:
+        row = int(np.argmin(cycle))
+        raise ValueError(
+            f"{source}: layer '{windows['layer_name'].iloc[row]}' has cycle {int(cycle[row])}; "
+            "cycles are numbered from 1"
+        )
+    codes, names = pd.factorize(windows["layer_name"], sort=True)
+    names = np.asarray(names, dtype=object)
+    order = _output_order(cycle, codes, names, _layer_execution_rank(codes, names, end), source)
+    latency = windows["latency_ms"].to_numpy(dtype=np.float64)
+    if order is not None:  # in execution order the window ends are nearly sorted: faster search
+        codes, cycle, start, end, latency = (a[order] for a in (codes, cycle, start, end, latency))
+    mean, counts, lo, hi = _window_sums(times, power, start, end)
+    return _Join(
+        cycle=cycle,
+        codes=codes,
+        names=names,
+        latency=latency,
+        mean=mean,
+        counts=counts,
+        n_samples=int(times.size),
+        n_samples_used=_covered_samples(times.size, lo, hi),
+        n_invalid_samples=n_invalid_samples,
+        n_untimed=int(np.count_nonzero((start == _NAT) | (end == _NAT))),
+    )
+
+
+def _layer_types(names: np.ndarray, descriptions: pd.DataFrame) -> np.ndarray:
+    """Engine-info ``LayerType`` of each layer name, ``Unknown`` when not described."""
+    if len(descriptions):
+        known = descriptions.drop_duplicates("layer_name").set_index("layer_name")["layer_type"]
+        types = known.reindex(pd.Index(names, dtype=object)).to_numpy(dtype=object)
+    else:
+        types = np.full(names.size, None, dtype=object)
+    return np.where(pd.isna(types), UNKNOWN_LAYER_TYPE, types).astype(str).astype(object)
 
 
 def map_power_to_windows(
@@ -143,6 +202,7 @@ def map_power_to_windows(
     *,
     min_samples_per_layer: int = 10,
     source: str = "model",
+    warn: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Assign power samples to layer windows; return the layer-wise table and a quality report.
 
@@ -153,87 +213,57 @@ def map_power_to_windows(
         descriptions: ``layer_name``, ``layer_type`` of the engine info (may be empty).
         idle_power_uw: idle power of the device in microwatts.
         min_samples_per_layer: a layer with fewer samples than this over all its windows is
-            reported (``layers_below_min_samples``) and logged as a warning.
+            reported (``layers_below_min_samples``) and, with ``warn``, logged as a warning.
         source: name of the model, used in messages.
 
     Returns:
         The table with ``LAYERWISE_COLUMNS`` ordered by cycle and execution order of the
         layers, and a dict of counts (see ``docs/power_mapping.md``).
+
+    Raises:
+        ValueError: a cycle number below 1, or two windows of one layer in one cycle.
     """
-    times, power, n_invalid_samples = _sorted_samples(samples)
-    start, end = _as_ns(windows["start"]), _as_ns(windows["end"])
-    cycle = windows["cycle"].to_numpy(dtype=np.int64)
-    if cycle.size and cycle.min() < 1:
-        row = int(np.argmin(cycle))
-        raise ValueError(
-            f"{source}: layer '{windows['layer_name'].iloc[row]}' has cycle {int(cycle[row])}; "
-            "cycles are numbered from 1"
-        )
-
-    codes, names = pd.factorize(windows["layer_name"], sort=True)
-    names = np.asarray(names, dtype=object)
-    order = _output_order(cycle, codes, names, _layer_execution_rank(codes, names, end), source)
-    latency = windows["latency_ms"].to_numpy(dtype=np.float64)
-    if order is not None:  # in execution order the window ends are nearly sorted: faster search
-        codes, cycle, start, end, latency = (a[order] for a in (codes, cycle, start, end, latency))
-    mean, counts, lo, hi = _window_sums(times, power, start, end)
-
-    types_by_name = (
-        descriptions.drop_duplicates("layer_name").set_index("layer_name")["layer_type"]
-        if len(descriptions)
-        else pd.Series(dtype=object)
-    )
-    types = np.asarray(
-        [types_by_name.get(name, UNKNOWN_LAYER_TYPE) for name in names], dtype=object
-    )
-    types = np.where(pd.isna(types), UNKNOWN_LAYER_TYPE, types).astype(object)
-    type_labels, type_codes_by_layer = np.unique(types.astype(str), return_inverse=True)
-
+    join = _join(samples, windows, source)
+    types = _layer_types(join.names, descriptions)
+    type_labels, type_of_layer = np.unique(types.astype(str), return_inverse=True)
     table = pd.DataFrame(
         {
-            "cycle": cycle,
-            "layer_name": _string_column(names, codes),
-            "layer_type": _string_column(type_labels.astype(object), type_codes_by_layer[codes]),
-            "layer_power_including_idle_power_micro_watt": mean,
-            "layer_power_excluding_idle_power_micro_watt": mean - float(idle_power_uw),
-            "layer_run_time": latency,
-            "n_samples": counts.astype(np.int64),
+            "cycle": join.cycle,
+            "layer_name": _string_column(join.names, join.codes),
+            "layer_type": _string_column(type_labels, type_of_layer[join.codes]),
+            "layer_power_including_idle_power_micro_watt": join.mean,
+            "layer_power_excluding_idle_power_micro_watt": join.mean - float(idle_power_uw),
+            "layer_run_time": join.latency,
+            "n_samples": join.counts.astype(np.int64),
         },
         columns=list(LAYERWISE_COLUMNS),
     )
-    report = _quality_report(
-        counts=counts,
-        codes=codes,
-        names=names,
-        types=types,
-        n_samples=times.size,
-        n_samples_used=_covered_samples(times.size, lo, hi),
-        n_invalid_samples=n_invalid_samples,
-        n_untimed=int(np.count_nonzero((start == _NAT) | (end == _NAT))),
-        min_samples_per_layer=min_samples_per_layer,
-        source=source,
-    )
-    return table, report
+    return table, _quality_report(join, types, min_samples_per_layer, source, warn)
+
+
+def summarise_power_mapping(
+    samples: pd.DataFrame,
+    windows: pd.DataFrame,
+    descriptions: pd.DataFrame,
+    *,
+    min_samples_per_layer: int = 10,
+    source: str = "model",
+) -> dict[str, Any]:
+    """The quality report of ``map_power_to_windows`` without building the table."""
+    join = _join(samples, windows, source)
+    types = _layer_types(join.names, descriptions)
+    return _quality_report(join, types, min_samples_per_layer, source, warn=True)
 
 
 def _quality_report(
-    *,
-    counts: np.ndarray,
-    codes: np.ndarray,
-    names: np.ndarray,
-    types: np.ndarray,
-    n_samples: int,
-    n_samples_used: int,
-    n_invalid_samples: int,
-    n_untimed: int,
-    min_samples_per_layer: int,
-    source: str,
+    join: _Join, types: np.ndarray, min_samples_per_layer: int, source: str, warn: bool
 ) -> dict[str, Any]:
-    """Counts of one model's mapping; warns about layers with too few samples."""
-    per_layer = np.bincount(codes, weights=counts, minlength=names.size).astype(np.int64)
+    """Counts of one model's mapping; optionally warns about layers with too few samples."""
+    names, counts = join.names, join.counts
+    per_layer = np.bincount(join.codes, weights=counts, minlength=names.size).astype(np.int64)
     is_below = per_layer < min_samples_per_layer
     below = dict(zip(names[is_below].astype(str), per_layer[is_below].tolist(), strict=True))
-    if below:
+    if below and warn:
         logger.warning(
             "%s: %d of %d layers have fewer than %d power samples in total: %s",
             source,
@@ -242,15 +272,16 @@ def _quality_report(
             min_samples_per_layer,
             ", ".join(f"{name} ({count})" for name, count in sorted(below.items())),
         )
+    with_samples = int(np.count_nonzero(counts))
     return {
         "windows_total": int(counts.size),
-        "windows_with_samples": int(np.count_nonzero(counts)),
-        "windows_without_samples": int(counts.size - np.count_nonzero(counts)),
-        "windows_without_timestamps": n_untimed,
-        "samples_total": int(n_samples),
-        "samples_used": n_samples_used,
-        "samples_outside_windows": int(n_samples - n_samples_used),
-        "samples_invalid_dropped": n_invalid_samples,
+        "windows_with_samples": with_samples,
+        "windows_without_samples": int(counts.size - with_samples),
+        "windows_without_timestamps": join.n_untimed,
+        "samples_total": join.n_samples,
+        "samples_used": join.n_samples_used,
+        "samples_outside_windows": join.n_samples - join.n_samples_used,
+        "samples_invalid_dropped": join.n_invalid_samples,
         "layers_total": int(names.size),
         "layers_unknown_type": int(np.count_nonzero(types == UNKNOWN_LAYER_TYPE)),
         "median_samples_per_layer": float(np.median(per_layer)) if per_layer.size else 0.0,

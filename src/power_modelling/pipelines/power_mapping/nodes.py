@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from .mapping import map_power_to_windows
+from .mapping import map_power_to_windows, summarise_power_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -27,71 +27,85 @@ def _by_model(partitions: Partitions) -> Partitions:
     return {key.removesuffix(_SUFFIX): load for key, load in partitions.items()}
 
 
+def _model_inputs(
+    model: str, samples: Partitions, windows: Partitions, descriptions: Partitions, warn: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Load one model's samples, windows and descriptions (empty frames when missing)."""
+    if model not in samples and warn:
+        logger.warning("%s: no power samples; every window gets empty power", model)
+    if model not in descriptions and warn:
+        logger.warning("%s: no layer descriptions; layer_type is 'Unknown'", model)
+    return (
+        samples[model]() if model in samples else _EMPTY_SAMPLES,
+        windows[model](),
+        descriptions[model]() if model in descriptions else _EMPTY_DESCRIPTIONS,
+    )
+
+
 def map_power(
     power_samples: Partitions,
     layer_windows: Partitions,
     layer_descriptions: Partitions,
     idle_power: dict[str, Any],
-    params: dict[str, Any],
-) -> Iterator[tuple[dict[str, pd.DataFrame], dict[str, Any]]]:
-    """Map every model's power samples onto its layer windows, one model at a time.
+) -> dict[str, Callable[[], pd.DataFrame]]:
+    """The ``layerwise`` partitions, as loaders Kedro calls one at a time while saving.
 
-    A generator node: for each model it yields ``({model: layer-wise table}, report)``, so
-    Kedro writes the partition before the next model is loaded. ``report`` is the
-    ``power_mapping`` section of the data-quality report, holding every model done so far
-    (the last one written holds them all).
-
-    Args:
-        power_samples, layer_windows, layer_descriptions: partition loaders by model id.
-        idle_power: the ``idle_power`` JSON (``avg_idle_power_uw``).
-        params: ``power_mapping`` parameters (``min_samples_per_layer``).
+    Each loader reads one model's inputs, maps its power samples onto its layer windows
+    (``mapping.map_power_to_windows``) and returns the table, so only one model is in memory.
     """
-    samples_by_model = _by_model(power_samples)
-    windows_by_model = _by_model(layer_windows)
-    descriptions_by_model = _by_model(layer_descriptions)
+    samples, windows = _by_model(power_samples), _by_model(layer_windows)
+    descriptions = _by_model(layer_descriptions)
     idle_power_uw = float(idle_power["avg_idle_power_uw"])
+    models = sorted(windows)
+
+    def mapper(index: int, model: str) -> Callable[[], pd.DataFrame]:
+        def map_model() -> pd.DataFrame:
+            began = time.perf_counter()
+            table, quality = map_power_to_windows(
+                *_model_inputs(model, samples, windows, descriptions, warn=False),
+                idle_power_uw,
+                source=model,
+                warn=False,  # report_power_mapping warns, once
+            )
+            logger.info(
+                "[%d/%d] %s: %d windows (%d with samples) mapped in %.2f s",
+                index,
+                len(models),
+                model,
+                quality["windows_total"],
+                quality["windows_with_samples"],
+                time.perf_counter() - began,
+            )
+            return table
+
+        return map_model
+
+    return {model: mapper(i, model) for i, model in enumerate(models, start=1)}
+
+
+def report_power_mapping(
+    power_samples: Partitions,
+    layer_windows: Partitions,
+    layer_descriptions: Partitions,
+    params: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """The ``power_mapping`` section of the data-quality report: counts per model.
+
+    Loads one model at a time and repeats the window join without building the table (see
+    ``docs/power_mapping.md``); warns about layers with fewer than ``min_samples_per_layer``
+    samples in total.
+    """
+    samples, windows = _by_model(power_samples), _by_model(layer_windows)
+    descriptions = _by_model(layer_descriptions)
     min_samples = int(params.get("min_samples_per_layer", 10))
-
-    report: dict[str, Any] = {}
-    without_windows = sorted(set(samples_by_model) - set(windows_by_model))
+    without_windows = sorted(set(samples) - set(windows))
     if without_windows:
-        logger.warning("Power logs without layer windows (not mapped): %s", without_windows)
-    models = sorted(windows_by_model)
-    if not models:
-        logger.warning("No layer_windows partitions: nothing to map")
-        yield {}, report
-        return
-
-    for index, model in enumerate(models, start=1):
-        began = time.perf_counter()
-        if model in samples_by_model:
-            samples = samples_by_model[model]()
-        else:
-            logger.warning("%s: no power samples; every window gets empty power", model)
-            samples = _EMPTY_SAMPLES
-        if model in descriptions_by_model:
-            descriptions = descriptions_by_model[model]()
-        else:
-            logger.warning("%s: no layer descriptions; layer_type is 'Unknown'", model)
-            descriptions = _EMPTY_DESCRIPTIONS
-        table, report[model] = map_power_to_windows(
-            samples,
-            windows_by_model[model](),
-            descriptions,
-            idle_power_uw,
+        logger.warning("Power samples without layer windows (not mapped): %s", without_windows)
+    report = {}
+    for model in sorted(windows):
+        report[model] = summarise_power_mapping(
+            *_model_inputs(model, samples, windows, descriptions, warn=True),
             min_samples_per_layer=min_samples,
             source=model,
         )
-        quality = report[model]
-        logger.info(
-            "[%d/%d] %s: %d windows (%d with samples), %d of %d samples used, %.2f s",
-            index,
-            len(models),
-            model,
-            quality["windows_total"],
-            quality["windows_with_samples"],
-            quality["samples_used"],
-            quality["samples_total"],
-            time.perf_counter() - began,
-        )
-        yield {model: table}, dict(report)
+    return report

@@ -2,24 +2,26 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import map_power
+from .nodes import map_power, report_power_mapping
+
+_INPUTS = ["power_samples", "layer_windows", "layer_descriptions"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """One generator node that writes ``layerwise`` model by model, plus its quality section."""
+    """``layerwise`` (written model by model) and the ``power_mapping`` quality section."""
     return Pipeline(
         [
             Node(
                 func=map_power,
-                inputs=[
-                    "power_samples",
-                    "layer_windows",
-                    "layer_descriptions",
-                    "idle_power",
-                    "params:power_mapping",
-                ],
-                outputs=["layerwise", "power_mapping_data_quality"],
+                inputs=[*_INPUTS, "idle_power"],
+                outputs="layerwise",
                 name="map_power_to_layer_windows",
-            )
+            ),
+            Node(
+                func=report_power_mapping,
+                inputs=[*_INPUTS, "params:power_mapping"],
+                outputs="power_mapping_data_quality",
+                name="report_power_mapping_quality",
+            ),
         ]
     )

@@ -47,12 +47,12 @@ def _configured_idle_power(options: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _predictor(options: Mapping[str, Any], idle_power_w: float | None) -> Any:
+def _predictor(options: Mapping[str, Any]) -> LocalModels | MlflowPredictor:
     """The logged MLflow model when ``model_uri`` is set, else the models in ``models_dir``."""
     if options.get("model_uri"):
         return MlflowPredictor(options["model_uri"])
     logger.info("Loading the fitted models from %s", options["models_dir"])
-    return LocalModels(load_local_models(options["models_dir"]), idle_power_w)
+    return LocalModels(load_local_models(options["models_dir"]))
 
 
 def read_engines(
@@ -74,7 +74,7 @@ def predict_networks(
     Returns ``({network: predictions}, summary, data_quality)``.
     """
     idle_power_w = _configured_idle_power(options)
-    predictor = _predictor(options, idle_power_w) if descriptions else None
+    predictor = _predictor(options) if descriptions else None  # none readable: raised below
     predictions, rows = {}, []
     errors = dict(input_errors)
     for network, layers in descriptions.items():

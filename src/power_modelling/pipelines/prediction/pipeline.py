@@ -1,6 +1,8 @@
 """``prediction`` (engine files → per-layer and per-network predictions), the served model's
 inference pipeline and ``network_evaluation`` (network-level accuracy on the test CNNs)."""
 
+import warnings
+
 from kedro.pipeline import Node, Pipeline
 
 from power_modelling.pipelines.prediction.nodes import (
@@ -51,13 +53,21 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
 
 
+def _models_node(func, inputs: dict[str, str], outputs: str, name: str) -> Node:
+    """A node reading the six models of the modelling namespaces (``convolutional.power_model``,
+    ...): those dotted names are deliberate, so Kedro's warning about dots is silenced here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dataset names contain '.' characters")
+        return Node(func, inputs={**inputs, **model_datasets()}, outputs=outputs, name=name)
+
+
 def create_serving_pipeline() -> Pipeline:
     """What the logged MLflow model runs: layer descriptions → per-layer predictions."""
     return Pipeline(
         [
-            Node(
+            _models_node(
                 serve_predictions,
-                inputs={"layers": SERVING_INPUT, "idle_power": "idle_power", **model_datasets()},
+                inputs={"layers": SERVING_INPUT, "idle_power": "idle_power"},
                 outputs=SERVING_OUTPUT,
                 name="serve_predictions",
             )
@@ -69,7 +79,7 @@ def create_network_evaluation_pipeline() -> Pipeline:
     """Network-level accuracy on the held-out test CNNs → ``metrics.json`` section ``network``."""
     return Pipeline(
         [
-            Node(
+            _models_node(
                 evaluate_networks,
                 inputs={
                     **{
@@ -78,7 +88,6 @@ def create_network_evaluation_pipeline() -> Pipeline:
                     },
                     "run_metadata": "run_metadata",
                     "idle_power": "idle_power",
-                    **model_datasets(),
                 },
                 outputs="network_metrics",
                 name="evaluate_networks",

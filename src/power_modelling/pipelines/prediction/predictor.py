@@ -162,12 +162,11 @@ def log_summary(row: Mapping[str, Any], idle_power_w: float | None = None) -> No
 class LocalModels:
     """The six fitted estimators (``{layer_class}_{target}`` → estimator)."""
 
-    def __init__(self, models: Mapping[str, Estimator], idle_power_w: float | None = None):
+    def __init__(self, models: Mapping[str, Estimator]):
         self.models = dict(models)
-        self.idle_power_w = idle_power_w
 
     def predict(self, descriptions: pd.DataFrame) -> pd.DataFrame:
-        return predict_layers(descriptions, self.models, self.idle_power_w)
+        return predict_layers(descriptions, self.models)
 
 
 class MlflowPredictor:

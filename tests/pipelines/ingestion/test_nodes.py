@@ -1,0 +1,189 @@
+"""Ingestion nodes on hand-made raw folders (both dialects, bad model runs) and a real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from power_modelling.pipelines.ingestion.nodes import build_report, ingest_models, read_idle_power
+from tests.conftest import run_kedro
+
+PARAMS = {"max_reported_lines": 5, "max_reported_names": 50}
+TS1, TS2 = "20241121-05:20:04.100000", "20241121-05:20:04.200000"
+
+
+def _layer(name: str, layer_type: str = "CaskConvolution") -> dict:
+    return {
+        "Name": name,
+        "LayerType": layer_type,
+        "ParameterType": "Convolution",
+        "Inputs": [{"Dimensions": [1, 3, 8, 8], "Format/Datatype": "FP16"}],
+        "Outputs": [{"Dimensions": [1, 4, 8, 8], "Format/Datatype": "FP16"}],
+        "Kernel": [3, 3],
+        "OutMaps": 4,
+    }
+
+
+def _jetson_files(model: str) -> dict[str, bytes]:
+    return {
+        f"{model}/{model}_power_log.log": (
+            f"{TS1},5000.0,1000.0\n\n{TS2},5000.0,1200.0\n20241121-05:20:04.3".encode()
+        ),
+        f"{model}/{model}_tensorrt.json": json.dumps(
+            {"model": model, "avg_latency": 0.002}
+        ).encode(),
+        f"{model}/trt_profiling/trt_engine_info.json": json.dumps(
+            {"Layers": [_layer("conv1"), _layer("reformat", "Reformat")]}
+        ).encode(),
+        f"{model}/trt_profiling/trt_layer_latency.json": json.dumps(
+            {"conv1": [[0.05, TS1], [0.05, TS2]], "extra": [[0.01, TS2]]}
+        ).encode(),
+    }
+
+
+def _nvml_files(model: str) -> dict[str, bytes]:
+    return {
+        f"{model}/{model}_power_log.log": f"{TS1},250000\n{TS2},251000\n".encode(),
+        f"{model}/{model}_benchmark.json": json.dumps(
+            {
+                "config": {"model": model, "dtype": "float16"},
+                "whole_model": {
+                    "latency_ms": 0.5,
+                    "avg_power_mw_counter": 200000.0,
+                    "energy_mj": 1000.0,
+                    "iterations": 10000,
+                },
+            }
+        ).encode(),
+        f"{model}/layer_energy.json": json.dumps(
+            {"conv1": {"avg_power_mw_counter": 150000.0, "latency_ms": 0.01}}
+        ).encode(),
+        f"{model}/trt_profiling/trt_engine_info.json": json.dumps(
+            {"Layers": [_layer("conv1", "Conv2d")]}
+        ).encode(),
+        f"{model}/trt_profiling/trt_layer_latency.json": json.dumps(
+            {"conv1": [[0.01, TS1, 100], [0.01, TS2, 100]]}
+        ).encode(),
+    }
+
+
+def _loaders(files: dict[str, bytes]) -> dict:
+    return {path: (lambda content=content: content) for path, content in files.items()}
+
+
+def test_both_dialects_and_every_bad_model_case(caplog):
+    files = {**_jetson_files("jet"), **_nvml_files("nv")}
+    files["idling_power.json"] = b'{"avg_idle_power": 4234560.5, "unit": "microwatt"}'
+    files["README.md"] = b"ignored"
+    missing = _nvml_files("no_latency")
+    del missing["no_latency/trt_profiling/trt_layer_latency.json"]
+    broken = _nvml_files("broken")
+    broken["broken/trt_profiling/trt_engine_info.json"] = b'{"Layers": ['
+    old = _nvml_files("old")
+    old["old/trt_profiling/trt_layer_latency.json"] = b'{"conv1": [0.01, 0.02]}'
+    files.update({**missing, **broken, **old})
+
+    power, windows, descriptions, metadata, reports = ingest_models(
+        _loaders(files), "fixture", PARAMS
+    )
+
+    assert sorted(power) == ["jet", "nv", "old"]
+    assert power["jet"]["power_uw"].tolist() == [5_000_000.0, 6_000_000.0]
+    assert power["nv"]["power_uw"].tolist() == [250_000_000.0, 251_000_000.0]
+    assert windows["jet"]["layer_name"].tolist() == ["conv1", "conv1", "extra"]
+    assert windows["nv"]["repeats"].tolist() == [100, 100]
+    assert descriptions["jet"]["layer_name"].tolist() == ["conv1", "reformat"]
+
+    jet = reports["jet"]
+    assert jet["dialect"] == "jetson" and jet["has_power_windows"]
+    assert (jet["power_log"]["valid"], jet["power_log"]["blank"]) == (2, 1)
+    assert (jet["power_log"]["malformed"], jet["power_log"]["first_malformed_lines"]) == (1, [4])
+    assert jet["power_log"]["truncated_last_line"]
+    assert jet["latency"]["windows"] == 3
+    assert jet["layers"]["in_latency_not_in_engine"] == {"count": 1, "names": ["extra"]}
+    assert jet["layers"]["in_engine_not_in_latency"] == {"count": 1, "names": ["reformat"]}
+    assert "data/01_raw/fixture/jet: 1 layer(s) not in the engine info: ['extra']" in caplog.text
+
+    assert reports["nv"]["dialect"] == "nvml" and reports["nv"]["dialect_notes"] == []
+    assert metadata["nv"] == {
+        "model": "nv",
+        "dialect": "nvml",
+        "has_power_windows": True,
+        "config": {"model": "nv", "dtype": "float16"},
+        "whole_model": {"latency_ms": 0.5, "avg_power_w": 200.0, "energy_mj": 0.1},
+        "layer_energy": {"conv1": {"avg_power_w": 150.0, "latency_ms": 0.01}},
+    }
+    assert metadata["jet"]["whole_model"] == {
+        "latency_ms": 2.0,
+        "avg_power_w": None,
+        "energy_mj": None,
+    }
+
+    assert reports["old"]["latency"]["form"] == "bare"
+    assert not reports["old"]["has_power_windows"] and not metadata["old"]["has_power_windows"]
+    assert windows["old"]["end"].isna().all()
+
+    assert reports["no_latency"] == {
+        "skipped": True,
+        "reason": "data/01_raw/fixture/no_latency: missing trt_profiling/trt_layer_latency.json",
+    }
+    assert reports["broken"]["skipped"]
+    assert reports["broken"]["reason"].startswith(
+        "data/01_raw/fixture/broken/trt_profiling/trt_engine_info.json: unreadable JSON"
+    )
+    assert "Skipping model no_latency: data/01_raw/fixture/no_latency: missing" in caplog.text
+
+    idle = read_idle_power(_loaders(files), "fixture")
+    assert idle == {
+        "avg_idle_power_uw": 4234560.5,
+        "source": "data/01_raw/fixture/idling_power.json",
+        "unit": "microwatt",
+    }
+    summary = build_report(reports, idle)["_summary"]
+    assert summary["models_found"] == 5
+    assert (summary["models_ingested"], summary["models_skipped"]) == (3, 2)
+    assert summary["malformed_power_lines"] == 1
+    assert summary["models_without_power_windows"] == ["old"]
+
+
+def test_missing_metadata_names_both_accepted_files():
+    files = _nvml_files("m")
+    del files["m/m_benchmark.json"]
+    with pytest.raises(ValueError, match="No usable model run in data/01_raw/fixture"):
+        ingest_models(_loaders(files), "fixture", PARAMS)
+
+
+def test_zero_usable_models_fails_with_one_clear_message():
+    with pytest.raises(ValueError) as error:
+        ingest_models({}, "empty_set", PARAMS)
+    assert str(error.value).startswith(
+        "No usable model run in data/01_raw/empty_set (0 model folder(s) found)"
+    )
+
+
+def test_idle_power_must_be_there():
+    with pytest.raises(ValueError, match="data/01_raw/x/idling_power.json is missing"):
+        read_idle_power({}, "x")
+
+
+@pytest.mark.integration
+def test_kedro_run_writes_all_partitions(kedro_project):
+    project = kedro_project(("lenet", "resnet18"))
+    (project / "src").mkdir(exist_ok=True)  # bootstrap_project insists on a source folder
+    run_kedro(project, "ingestion")
+    out = project / "data" / "02_intermediate"
+    for table in ("power_samples", "layer_windows", "layer_descriptions"):
+        assert sorted(p.name for p in (out / table).iterdir()) == [
+            "lenet.parquet",
+            "resnet18.parquet",
+        ]
+    windows = pd.read_parquet(out / "layer_windows" / "lenet.parquet")
+    assert windows["layer_name"].dtype != "category" and len(windows) == 1083
+    assert json.loads((out / "run_metadata" / "lenet.json").read_text())["dialect"] == "nvml"
+    report = json.loads((project / "data/08_reporting/data_quality.json").read_text())
+    assert report["ingestion"]["_summary"]["models_ingested"] == 2
+    assert report["ingestion"]["lenet"]["power_log"]["malformed"] == 0
+    assert Path(out / "idle_power.json").exists()

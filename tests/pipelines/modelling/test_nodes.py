@@ -1,0 +1,69 @@
+"""Nodes on synthetic frames: grouped selection, NaN targets, determinism, report shape."""
+
+import numpy as np
+import pytest
+
+from power_modelling.pipelines.modelling.nodes import (
+    cross_validate_candidates,
+    fit_baseline_model,
+    fit_selected_model,
+    plot_predicted_vs_measured,
+    plot_test_model_bars,
+    predict_test_set,
+    report_metrics,
+)
+from tests.pipelines.modelling.conftest import EVALUATION, small_target_params
+
+
+def test_cross_validation_counts_missing_targets_and_selects(conv_table):
+    report = cross_validate_candidates(conv_table, small_target_params("power"), EVALUATION)
+    assert report["n_rows"] == len(conv_table) - 2
+    assert report["n_rows_without_target"] == 2
+    assert report["folds"] == 3
+    assert set(report["candidates"]) == {"baseline", "extra_trees"}
+    assert set(report["candidates"]["baseline"]) == {"power", "power_total", "seconds"}
+    chosen = report["selected"]
+    rmspe = {name: c["power_total"]["rmspe"] for name, c in report["candidates"].items()}
+    assert rmspe[chosen] == min(rmspe.values())
+
+
+def test_cross_validation_needs_two_groups(conv_table):
+    one_model = conv_table[conv_table["model"] == "net0"]
+    with pytest.raises(ValueError, match="2\\+ models"):
+        cross_validate_candidates(one_model, small_target_params("runtime"), EVALUATION)
+
+
+def test_missing_feature_column_is_named(conv_table):
+    with pytest.raises(KeyError, match="flops"):
+        fit_selected_model(conv_table.drop(columns="flops"), small_target_params("runtime"),
+                           {"selected": "extra_trees"}, EVALUATION)
+
+
+def _evaluate(table):
+    train, test = table[table["model"] != "net5"], table[table["model"] == "net5"]
+    params = {t: small_target_params(t) for t in ("power", "runtime")}
+    cv = {t: cross_validate_candidates(train, params[t], EVALUATION) for t in params}
+    models = {t: fit_selected_model(train, params[t], cv[t], EVALUATION)[0] for t in params}
+    baselines = {t: fit_baseline_model(train, params[t], EVALUATION) for t in params}
+    predictions = predict_test_set(test, models["power"], models["runtime"],
+                                   baselines["power"], baselines["runtime"])
+    return predictions, report_metrics(predictions, cv["power"], cv["runtime"], EVALUATION)
+
+
+def test_evaluation_is_deterministic_and_complete(conv_table):
+    predictions, metrics = _evaluate(conv_table)
+    again, metrics_again = _evaluate(conv_table)
+    assert metrics == metrics_again
+    assert set(metrics) == {"power", "power_total", "runtime"}
+    for target_metrics in metrics.values():
+        for key in ("rmspe", "rmse", "mae", "mape", "r2", "within_10pct", "cv_rmspe",
+                    "baseline_rmspe", "baseline_cv_rmspe"):
+            assert key in target_metrics
+        assert target_metrics["estimator"] in {"baseline", "extra_trees"}
+    # total power = dynamic prediction + the row's idle power (120 W in the synthetic data)
+    power = predictions[predictions["target"] == "power"]["predicted"].to_numpy()
+    total = predictions[predictions["target"] == "power_total"]["predicted"].to_numpy()
+    np.testing.assert_allclose(total - power, 120.0)
+    assert metrics["runtime"]["rmspe"] < 20  # runtime follows the FLOPs closely
+    figures = plot_test_model_bars(predictions) + plot_predicted_vs_measured(predictions)
+    assert len(figures) == 6
