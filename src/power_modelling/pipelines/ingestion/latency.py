@@ -99,9 +99,13 @@ def _scan(data: bytes) -> _Entries:
 
     # Brackets and commas outside the keys (layer names may hold both; timestamps cannot,
     # and if one did, the checks below would fail), with the bracket depth after each.
-    structural = np.flatnonzero((buf == ord("[")) | (buf == ord("]")) | (buf == ord(",")))
-    structural = structural[~_inside(structural, key_opens, key_closes)]
+    structural = np.flatnonzero((buf > ord("Z")) | (buf == ord(",")))  # "[", "]", "," (+ a-z)
     chars = buf[structural]
+    wanted = (chars == ord("[")) | (chars == ord("]")) | (chars == ord(","))
+    structural, chars = structural[wanted], chars[wanted]
+    inside_keys = _inside(structural, key_opens, key_closes)
+    if inside_keys.any():
+        structural, chars = structural[~inside_keys], chars[~inside_keys]
     is_open, is_close, is_comma = chars == ord("["), chars == ord("]"), chars == ord(",")
     depth = np.cumsum(is_open.astype(np.int8) - is_close, dtype=np.int32)
     if depth.size == 0 or depth.min() < 0 or depth.max() > 2 or depth[-1] != 0:
@@ -192,9 +196,17 @@ def _inside(positions: np.ndarray, span_starts: np.ndarray, span_ends: np.ndarra
 
 
 def _has_content(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
-    """Whether any span holds something other than whitespace."""
-    stripped_starts, stripped_ends = strip_spans(buf, starts, ends)
-    return bool(np.any(stripped_starts != stripped_ends))
+    """Whether any span holds something other than whitespace (one gather per byte offset
+    of the widest span; separators are usually 0-1 bytes wide)."""
+    lengths = ends - starts
+    rows = np.flatnonzero(lengths > 0)
+    offset = 0
+    while rows.size:
+        if not WHITESPACE[buf[starts[rows] + offset]].all():
+            return True
+        offset += 1
+        rows = rows[lengths[rows] > offset]
+    return False
 
 
 def _layer_names(
@@ -292,20 +304,21 @@ def _windows(
     if not bare:
         valid &= entries.end_valid
 
-    duration_ns = np.rint(entries.latency_ms * repeats * 1e6)
-    end_ns = entries.end_ns[valid]
-    start_ns = end_ns - np.where(valid, duration_ns, 0).astype(np.int64)[valid]
-    timed = np.full(int(valid.sum()), not bare)
+    keep = slice(None) if valid.all() else valid  # avoid copies in the common case
+    latency_ms, repeats = entries.latency_ms[keep], repeats[keep]
+    end_ns = entries.end_ns[keep]
+    start_ns = end_ns - np.rint(latency_ms * repeats * 1e6).astype(np.int64)
+    timed = np.full(len(end_ns), not bare)
     frame = pd.DataFrame(
         {
             "layer_name": pd.Categorical.from_codes(
-                entries.layer_index[valid], categories=entries.layer_names
+                entries.layer_index[keep], categories=entries.layer_names
             ),
-            "cycle": cycle[valid].astype(np.int64),
+            "cycle": cycle[keep].astype(np.int64),
             "start": as_datetime64(start_ns, timed),
             "end": as_datetime64(end_ns, timed),
-            "latency_ms": entries.latency_ms[valid],
-            "repeats": repeats[valid].astype(np.int64),
+            "latency_ms": latency_ms,
+            "repeats": repeats.astype(np.int64),
         }
     )
     invalid = np.flatnonzero(~valid)

@@ -17,13 +17,11 @@ from power_modelling.pipelines.ingestion.spans import contiguous_spans
 
 MIN_LENGTH = 19  # "YYYYMMDD-HH:MM:SS.f"
 MAX_LENGTH = 24  # "YYYYMMDD-HH:MM:SS.ffffff"
-_SEPARATORS = {8: ord("-"), 11: ord(":"), 14: ord(":"), 17: ord(".")}
 _NS_PER_SECOND = 1_000_000_000
 # datetime64[ns] covers 1677-09-21 .. 2262-04-11; whole years inside that range are accepted.
 _MIN_YEAR, _MAX_YEAR = 1678, 2261
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _ZERO = ord("0")
-_TIME_COLUMNS = [9, 10, 12, 13, 15, 16]
 
 
 def parse_timestamps(values: np.ndarray | Sequence[str | bytes]) -> np.ndarray:
@@ -79,59 +77,82 @@ def decode_timestamp_matrix(
     """Decode rows of a ``uint8`` matrix (row i holds ``lengths[i]`` timestamp bytes from
     column 0; columns beyond are ignored) → (nanoseconds since the epoch, valid mask).
 
-    Digits are combined eight at a time inside 64-bit words (SWAR), so the cost is a few
-    integer operations per timestamp.
+    Each row is read as three little-endian 64-bit words (``YYYYMMDD``, ``-HH:MM:S``,
+    ``S.ffffff``) and checked and combined eight digits at a time (SWAR), so the cost is a
+    few integer operations per timestamp.
     """
-    n_rows = len(matrix)
-    if matrix.shape[1] < MAX_LENGTH:
-        matrix = np.pad(matrix, ((0, 0), (0, MAX_LENGTH - matrix.shape[1])))
-    matrix = np.ascontiguousarray(matrix[:, :MAX_LENGTH])
-    bad = np.subtract(matrix, _ZERO, dtype=np.uint8) > 9
-    for position, separator in _SEPARATORS.items():
-        bad[:, position] = matrix[:, position] != separator
-    if not np.all(lengths == MAX_LENGTH):  # 1-6 fraction digits: missing ones read as "0"
-        missing = np.arange(MIN_LENGTH - 1, MAX_LENGTH) >= lengths[:, None]
-        bad[:, MIN_LENGTH - 1 :] &= ~missing
-        matrix = matrix.copy()
-        matrix[:, MIN_LENGTH - 1 :][missing] = _ZERO
-    words = bad.view(np.uint64).reshape(n_rows, 3)
-    valid = ((words[:, 0] | words[:, 1] | words[:, 2]) == 0) & (lengths >= MIN_LENGTH)
-    valid &= lengths <= MAX_LENGTH
+    n_rows, width = matrix.shape
+    if width != MAX_LENGTH or not np.all(lengths == MAX_LENGTH):
+        padded = np.full((n_rows, MAX_LENGTH), _ZERO, dtype=np.uint8)  # missing digits: "0"
+        usable = min(width, MAX_LENGTH)
+        keep = np.arange(usable) < lengths[:, None]
+        padded[:, :usable] = np.where(keep, matrix[:, :usable], _ZERO)
+        matrix = padded
+    words = np.ascontiguousarray(matrix).view("<u8").reshape(n_rows, 3)
+    date_word, middle, last = words[:, 0], words[:, 1], words[:, 2]
+    # "HHMMSS" from "-HH:MM:S" + "S.ffffff", padded to eight digits with "00"
+    clock_word = (
+        ((middle >> _U(8)) & _U(0xFFFF))
+        | (((middle >> _U(32)) & _U(0xFFFF)) << _U(16))
+        | ((middle >> _U(56)) << _U(32))
+        | ((last & _U(0xFF)) << _U(40))
+        | _U(0x3030 << 48)
+    )
+    fraction_word = (last >> _U(16)) | _U(0x3030 << 48)  # "ffffff00"
+    valid = (lengths >= MIN_LENGTH) & (lengths <= MAX_LENGTH)
+    valid &= _all_digits(date_word) & _all_digits(clock_word) & _all_digits(fraction_word)
+    valid &= (middle & _U(0x00FF0000FF0000FF)) == _U(0x003A00003A00002D)  # "-", ":", ":"
+    valid &= ((last >> _U(8)) & _U(0xFF)) == _U(ord("."))
 
-    date = _eight_digits(matrix[:, :8])  # YYYYMMDD
-    packed = np.full((n_rows, 16), _ZERO, dtype=np.uint8)
-    packed[:, :6] = matrix[:, _TIME_COLUMNS]  # HHMMSS00
-    packed[:, 8:14] = matrix[:, MIN_LENGTH - 1 :]  # ffffff00
-    hhmmss = _eight_digits(packed[:, :8]) // 100
-    microsecond = _eight_digits(packed[:, 8:]) // 100
-    hour, minute, second = hhmmss // 10_000, hhmmss // 100 % 100, hhmmss % 100
+    date_pairs, clock_pairs = _digit_pairs(date_word), _digit_pairs(clock_word)
+    year = date_pairs[:, 0] * 100 + date_pairs[:, 1]
+    month, day = date_pairs[:, 2], date_pairs[:, 3]
+    hour, minute, second = clock_pairs[:, 0], clock_pairs[:, 1], clock_pairs[:, 2]
     valid &= (hour < 24) & (minute < 60) & (second < 60)
-    days, date_ok = _days_of_dates(date)
+    microsecond = _eight_digits(fraction_word) // 100
+    days, date_ok = _days_of_dates(date_word, year, month, day)
     valid &= date_ok
     seconds = days * 86_400 + hour * 3600 + minute * 60 + second
     nanoseconds = seconds * _NS_PER_SECOND + microsecond * 1000
     return np.where(valid, nanoseconds, 0), valid
 
 
-def _eight_digits(columns: np.ndarray) -> np.ndarray:
-    """Eight ASCII digits per row (``uint8`` (n, 8)) → int64 values, SWAR in uint64 words.
-    Rows holding non-digits give garbage (they are flagged invalid elsewhere)."""
-    word = np.ascontiguousarray(columns).view("<u8").ravel() - np.uint64(0x3030303030303030)
-    word = word * np.uint64(10) + (word >> np.uint64(8))
-    low = (word & np.uint64(0x000000FF000000FF)) * np.uint64(100 + (1_000_000 << 32))
-    high = ((word >> np.uint64(16)) & np.uint64(0x000000FF000000FF)) * np.uint64(1 + (10_000 << 32))
-    return ((low + high) >> np.uint64(32)).astype(np.int64)
+def _U(value: int) -> np.uint64:  # noqa: N802 (reads like a literal suffix)
+    return np.uint64(value)
 
 
-def _days_of_dates(date: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``YYYYMMDD`` integers → (days since 1970-01-01, valid calendar date).
+def _all_digits(word: np.ndarray) -> np.ndarray:
+    """Whether all eight bytes of each word are ASCII digits."""
+    high = _U(0xF0F0F0F0F0F0F0F0)
+    return ((word & high) | (((word + _U(0x0606060606060606)) & high) >> _U(4))) == _U(
+        0x3333333333333333
+    )
 
-    Logs hold long runs of the same date, so the calendar arithmetic runs once per run.
-    """
-    run_starts = np.flatnonzero(np.concatenate(([True], date[1:] != date[:-1])))
-    run_lengths = np.diff(np.append(run_starts, len(date)))
-    unique = date[run_starts]
-    year, month, day = unique // 10_000, unique // 100 % 100, unique % 100
+
+def _digit_pairs(word: np.ndarray) -> np.ndarray:
+    """Eight ASCII digits per word → the four two-digit numbers, as int64 (n, 4)."""
+    digits = word - _U(0x3030303030303030)
+    pairs = digits * _U(10) + (digits >> _U(8))  # bytes 0, 2, 4, 6 hold the pairs
+    return (pairs & _U(0x00FF00FF00FF00FF)).view("<u2").reshape(-1, 4).astype(np.int64)
+
+
+def _eight_digits(word: np.ndarray) -> np.ndarray:
+    """Eight ASCII digits per word (first digit in the lowest byte) → int64 values."""
+    digits = word - _U(0x3030303030303030)
+    pairs = digits * _U(10) + (digits >> _U(8))
+    low = (pairs & _U(0x000000FF000000FF)) * _U(100 + (1_000_000 << 32))
+    high = ((pairs >> _U(16)) & _U(0x000000FF000000FF)) * _U(1 + (10_000 << 32))
+    return ((low + high) >> _U(32)).astype(np.int64)
+
+
+def _days_of_dates(
+    key: np.ndarray, year: np.ndarray, month: np.ndarray, day: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Days since 1970-01-01 and calendar validity of each date (``key`` identifies the
+    date). Logs hold long runs of the same date, so the arithmetic runs once per run."""
+    run_starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    run_lengths = np.diff(np.append(run_starts, len(key)))
+    year, month, day = year[run_starts], month[run_starts], day[run_starts]
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     days_in_month = _DAYS_IN_MONTH[np.clip(month - 1, 0, 11)] + ((month == 2) & leap)
     ok = (year >= _MIN_YEAR) & (year <= _MAX_YEAR) & (month >= 1) & (month <= 12)
