@@ -38,7 +38,7 @@ def jetson_power_log(lines: int = POWER_LINES) -> bytes:
 
 
 def jetson_latency_file(cycles: int = CYCLES, layers: int = LAYERS) -> bytes:
-    """``{layer: [[latency_ms, end_ts], ...]}`` as ``json.dumps`` writes it (~165 MB at full size)."""
+    """``{layer: [[latency_ms, end_ts], ...]}`` as ``json.dumps`` writes it (~180 MB in full)."""
     rng = np.random.default_rng(2)
     stamps = jetson_timestamps(cycles * layers, 40).reshape(cycles, layers)
     latency = np.round(rng.random((cycles, layers)) * 2, 6).astype("S8")  # like 0.123456

@@ -150,10 +150,12 @@ def test_both_dialects_and_every_bad_model_case(caplog):
 
 
 def test_missing_metadata_names_both_accepted_files():
-    files = _nvml_files("m")
+    files = {**_nvml_files("m"), **_nvml_files("ok")}
     del files["m/m_benchmark.json"]
-    with pytest.raises(ValueError, match="No usable model run in data/01_raw/fixture"):
-        ingest_models(_loaders(files), "fixture", PARAMS)
+    *_, reports = ingest_models(_loaders(files), "fixture", PARAMS)
+    assert reports["m"]["reason"] == (
+        "data/01_raw/fixture/m: missing m_tensorrt.json or m_benchmark.json"
+    )
 
 
 def test_zero_usable_models_fails_with_one_clear_message():
