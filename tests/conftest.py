@@ -65,9 +65,16 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 
 def run_kedro(project: Path, pipeline: str | None = None, **runtime_params: object) -> dict:
     """Run a pipeline of ``project`` in a real KedroSession; returns the run's outputs."""
+    import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, runtime_params=runtime_params or None) as s:
-        return s.run(pipeline_names=[pipeline] if pipeline else None)
+    try:
+        with KedroSession.create(
+            project_path=project, runtime_params=runtime_params or None
+        ) as session:
+            return session.run(pipeline_names=[pipeline] if pipeline else None)
+    finally:  # kedro-mlflow leaves its (nested) run open; the next session must start fresh
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
