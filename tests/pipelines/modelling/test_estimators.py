@@ -19,8 +19,13 @@ SPEC = {
     "special_terms": {"ab": ["a", "b"]},
     "polynomial_degree": 3,
     "scaler": "standard",
-    "regressor": {"type": "lasso_cv", "cv": 5, "alphas": [1e-6, 1e-4, 1e-2],
-                  "max_iter": 100000, "tol": 1e-10},
+    "regressor": {
+        "type": "lasso_cv",
+        "cv": 5,
+        "alphas": [1e-6, 1e-4, 1e-2],
+        "max_iter": 100000,
+        "tol": 1e-10,
+    },
 }
 
 
@@ -45,8 +50,9 @@ def test_baseline_recovers_a_hand_checkable_polynomial():
     y = 1 + 2 * a + 0.5 * a**3 + 3 * a * b
     model = build_estimator(SPEC).fit(_frame(a, b), y)
     # y(a=2, b=1) = 1 + 4 + 4 + 6 = 15; y(a=3, b=0.5) = 1 + 6 + 13.5 + 4.5 = 25
-    np.testing.assert_allclose(model.predict(_frame([2.0, 3.0], [1.0, 0.5])), [15, 25],
-                               rtol=1e-3)
+    np.testing.assert_allclose(model.predict(_frame([2.0, 3.0], [1.0, 0.5])), [15, 25], rtol=1e-3)
+    restored = pickle.loads(pickle.dumps(model))  # the data/06_models contract
+    np.testing.assert_allclose(restored.predict(_frame([2.0], [1.0])), [15], rtol=1e-3)
 
 
 def test_shifted_log_round_trip():
@@ -57,8 +63,11 @@ def test_shifted_log_round_trip():
 
 
 def test_log_target_estimator_predicts_natural_units_and_pickles():
-    spec = {"features": ["a"], "log_target": True,
-            "regressor": {"type": "extra_trees", "n_estimators": 5}}
+    spec = {
+        "features": ["a"],
+        "log_target": True,
+        "regressor": {"type": "extra_trees", "n_estimators": 5},
+    }
     a = np.arange(1.0, 21.0)
     y = a - 3.0  # negative and zero "dynamic power" values are fine with a shift
     model = build_estimator(spec, random_state=1, target_shift=50.0).fit(_frame(a, a), y)

@@ -29,8 +29,9 @@ def test_perfect_prediction():
 
 
 def test_floor_and_missing_values_are_left_out_and_counted():
-    metrics = regression_metrics([0.01, -0.2, 10.0, np.nan], [5.0, 5.0, 11.0, 3.0],
-                                 percentage_floor=0.5)
+    metrics = regression_metrics(
+        [0.01, -0.2, 10.0, np.nan], [5.0, 5.0, 11.0, 3.0], percentage_floor=0.5
+    )
     assert metrics["n"] == 3  # the NaN measurement is left out
     assert metrics["n_percentage"] == 1  # |0.01| and |-0.2| are below the floor
     assert metrics["rmspe"] == pytest.approx(10.0)

@@ -35,8 +35,12 @@ def test_cross_validation_needs_two_groups(conv_table):
 
 def test_missing_feature_column_is_named(conv_table):
     with pytest.raises(KeyError, match="flops"):
-        fit_selected_model(conv_table.drop(columns="flops"), small_target_params("runtime"),
-                           {"selected": "extra_trees"}, EVALUATION)
+        fit_selected_model(
+            conv_table.drop(columns="flops"),
+            small_target_params("runtime"),
+            {"selected": "extra_trees"},
+            EVALUATION,
+        )
 
 
 def _evaluate(table):
@@ -45,8 +49,9 @@ def _evaluate(table):
     cv = {t: cross_validate_candidates(train, params[t], EVALUATION) for t in params}
     models = {t: fit_selected_model(train, params[t], cv[t], EVALUATION)[0] for t in params}
     baselines = {t: fit_baseline_model(train, params[t], EVALUATION) for t in params}
-    predictions = predict_test_set(test, models["power"], models["runtime"],
-                                   baselines["power"], baselines["runtime"])
+    predictions = predict_test_set(
+        test, models["power"], models["runtime"], baselines["power"], baselines["runtime"]
+    )
     return predictions, report_metrics(predictions, cv["power"], cv["runtime"], EVALUATION)
 
 
@@ -56,8 +61,17 @@ def test_evaluation_is_deterministic_and_complete(conv_table):
     assert metrics == metrics_again
     assert set(metrics) == {"power", "power_total", "runtime"}
     for target_metrics in metrics.values():
-        for key in ("rmspe", "rmse", "mae", "mape", "r2", "within_10pct", "cv_rmspe",
-                    "baseline_rmspe", "baseline_cv_rmspe"):
+        for key in (
+            "rmspe",
+            "rmse",
+            "mae",
+            "mape",
+            "r2",
+            "within_10pct",
+            "cv_rmspe",
+            "baseline_rmspe",
+            "baseline_cv_rmspe",
+        ):
             assert key in target_metrics
         assert target_metrics["estimator"] in {"baseline", "extra_trees"}
     # total power = dynamic prediction + the row's idle power (120 W in the synthetic data)

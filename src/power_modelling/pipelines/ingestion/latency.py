@@ -19,13 +19,19 @@ import json
 import logging
 import math
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from power_modelling.pipelines.ingestion.spans import WHITESPACE, cast_float_spans, strip_spans
+from power_modelling.pipelines.ingestion.spans import (
+    WHITESPACE,
+    byte_positions,
+    cast_float_spans,
+    strip_spans,
+)
 from power_modelling.pipelines.ingestion.timestamps import (
     as_datetime64,
     decode_timestamp_spans,
@@ -54,13 +60,38 @@ class _Entries:
     """Every entry of the file, in file order (one array element per entry)."""
 
     layer_names: list[str]
-    layer_index: np.ndarray  # int64 index into layer_names
+    layer_index: np.ndarray  # int index into layer_names
     latency_ms: np.ndarray  # float64, NaN where not a number
     end_ns: np.ndarray  # int64 ns since the epoch
     end_valid: np.ndarray  # bool: the timestamp decoded
-    repeats: np.ndarray  # float64, NaN where not a number
-    kind: np.ndarray  # int8: 2 or 3 elements, _BARE or _INVALID_SHAPE
+    repeats: np.ndarray | None  # float64, NaN where not a number; None: all 1
+    kind: np.ndarray | int  # int8 per entry (2 or 3 elements, _BARE or _INVALID_SHAPE) or one
     duplicate_layers: list[str]
+
+
+@dataclass
+class _Chunk:
+    """The fast path's result for a run of whole layers (arrays per layer, then per entry)."""
+
+    key_opens: np.ndarray
+    key_closes: np.ndarray
+    layer_opens: np.ndarray
+    layer_closes: np.ndarray
+    entries_per_layer: np.ndarray
+    elements: int | None  # 2 or 3 elements per entry; None: no entries
+    latency_ms: np.ndarray
+    end_ns: np.ndarray
+    end_valid: np.ndarray
+    repeats: np.ndarray | None
+
+
+# The fast path splits files of at least this many strings into chunks of whole layers,
+# scanned in parallel threads (NumPy and Arrow release the GIL on large arrays).
+PARALLEL_CHUNKS = 2
+MIN_STRINGS_TO_SPLIT = 200_000
+_NUMBER_OR_WHITESPACE = WHITESPACE.copy()
+_NUMBER_OR_WHITESPACE[list(b"0123456789.eE+-")] = True
+_MAX_NUMBER_WIDTH = 64
 
 
 def parse_layer_latency(
@@ -81,143 +112,213 @@ def parse_layer_latency(
     return _windows(entries, source, parser, fallback_reason, max_reported)
 
 
-def _scan(data: bytes) -> _Entries:
-    """The fast path (see the module docstring); raises ``_UnusualLayout``."""
-    head, tail = data[:4096].lstrip(), data[-4096:].rstrip()
-    if not head.startswith(b"{") or not tail.endswith(b"}"):
+def _scan(
+    data: bytes, chunks: int = PARALLEL_CHUNKS, min_strings: int = MIN_STRINGS_TO_SPLIT
+) -> _Entries:
+    """The fast path (see the module docstring); raises ``_UnusualLayout``.
+
+    Every byte of the file is accounted for: strings are located by their quotes (no
+    escapes, so quotes only delimit strings), and each stretch between two strings is
+    checked to be exactly what the layout puts there (whitespace, ``:``, ``[``, ``,``, a
+    number, ``]``), following the chain entry by entry with vectorised look-ups. The
+    layers are scanned as ``chunks`` runs of whole layers in parallel threads.
+    """
+    head, tail = data[:4096], data[-4096:]
+    start = len(head) - len(head.lstrip())
+    stop = len(data) - (len(tail) - len(tail.rstrip())) - 1  # the closing brace
+    if not head[start:].startswith(b"{") or not tail.rstrip().endswith(b"}") or stop <= start:
         raise _UnusualLayout("not a JSON object")
-    if b"\\" in data or data.count(b"{") != 1 or data.count(b"}") != 1:
-        raise _UnusualLayout("escapes, braces in names or nested objects")
+    if b"\\" in data:
+        raise _UnusualLayout("escapes in strings")
     buf = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(buf == ord('"'))
+    quotes = byte_positions(buf, ord('"'))
     if quotes.size % 2:
         raise _UnusualLayout("unbalanced quotes")
-    string_opens, string_closes = quotes[0::2], quotes[1::2]
-    is_key = buf[_skip_whitespace(buf, string_closes + 1)] == ord(":")
-    key_opens, key_closes = string_opens[is_key], string_closes[is_key]
-    ts_opens, ts_closes = string_opens[~is_key], string_closes[~is_key]
-
-    # Brackets and commas outside the keys (layer names may hold both; timestamps cannot,
-    # and if one did, the checks below would fail), with the bracket depth after each.
-    structural = np.flatnonzero((buf > ord("Z")) | (buf == ord(",")))  # "[", "]", "," (+ a-z)
-    chars = buf[structural]
-    wanted = (chars == ord("[")) | (chars == ord("]")) | (chars == ord(","))
-    structural, chars = structural[wanted], chars[wanted]
-    inside_keys = _inside(structural, key_opens, key_closes)
-    if inside_keys.any():
-        structural, chars = structural[~inside_keys], chars[~inside_keys]
-    is_open, is_close, is_comma = chars == ord("["), chars == ord("]"), chars == ord(",")
-    depth = np.cumsum(is_open.astype(np.int8) - is_close, dtype=np.int32)
-    if depth.size == 0 or depth.min() < 0 or depth.max() > 2 or depth[-1] != 0:
-        raise _UnusualLayout("nesting is not {layer: [[...], ...]}")
-    layer_opens = structural[is_open & (depth == 1)]
-    layer_closes = structural[is_close & (depth == 0)]
-    n_layers, n_entries = layer_opens.size, int(np.count_nonzero(is_open & (depth == 2)))
-    if n_entries == 0:
+    if quotes.size == 0:
         raise _UnusualLayout("no [latency, timestamp(, repeats)] entries")
+    opens, closes = quotes[0::2], quotes[1::2]
+    bounds = _chunk_bounds(buf, closes, chunks if closes.size >= min_strings else 1)
+    ranges = list(zip(bounds[:-1], bounds[1:], strict=True))
 
-    # Inside entries the tokens must repeat as "[ , ]" or "[ , , ]".
-    in_entry = ((is_open | is_comma) & (depth == 2)) | (is_close & (depth == 1))
-    per_entry = int(np.count_nonzero(in_entry)) // n_entries
-    pattern = np.array([ord("[")] + [ord(",")] * (per_entry - 2) + [ord("]")], dtype=np.uint8)
-    if per_entry not in (3, 4) or np.count_nonzero(in_entry) != n_entries * per_entry:
-        raise _UnusualLayout("entries of mixed or unexpected length")
-    if np.any(chars[in_entry].reshape(n_entries, per_entry) != pattern):
-        raise _UnusualLayout("entries of mixed or unexpected length")
-    table = structural[in_entry].reshape(n_entries, per_entry)
-    entry_opens, first_commas, entry_closes = table[:, 0], table[:, 1], table[:, -1]
-    after_timestamp = table[:, 2]  # the second comma, or the closing bracket
+    def scan(bound: tuple[int, int]) -> _Chunk:
+        return _scan_chunk(data, buf, opens[bound[0] : bound[1]], closes[bound[0] : bound[1]])
 
-    if (
-        ts_opens.size != n_entries
-        or key_opens.size != n_layers
-        or np.any(ts_opens < first_commas)
-        or np.any(ts_closes > after_timestamp)
-        or _has_content(buf, first_commas + 1, ts_opens)
-        or _has_content(buf, ts_closes + 1, after_timestamp)
-    ):
-        raise _UnusualLayout("not exactly one timestamp string, second, in every entry")
+    if len(ranges) > 1:
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            parts = list(pool.map(scan, ranges))
+    else:
+        parts = [scan(ranges[0])]
+    return _merge_chunks(data, parts, start, stop)
 
-    entry_layer = np.searchsorted(layer_opens, entry_opens) - 1
-    entries_per_layer = np.bincount(entry_layer, minlength=n_layers)
-    separators = structural[is_comma & (depth == 1)]
-    separators_per_layer = np.bincount(
-        np.searchsorted(layer_opens, separators) - 1, minlength=n_layers
+
+def _chunk_bounds(buf: np.ndarray, closes: np.ndarray, chunks: int) -> list[int]:
+    """String indices splitting the file into ``chunks`` runs of whole layers (each run
+    starts at a layer name: a string followed by ``:``); fewer when there are no more."""
+    bounds = [0]
+    for part in range(1, chunks):
+        at = _next_key(buf, closes, max(closes.size * part // chunks, bounds[-1] + 1))
+        if at is None:
+            break
+        bounds.append(at)
+    return [*bounds, closes.size]
+
+
+def _next_key(buf: np.ndarray, closes: np.ndarray, first: int) -> int | None:
+    """Index of the first string at or after ``first`` that is followed by ``:``."""
+    window = 1024
+    while first < closes.size:
+        after = _skip_whitespace(buf, closes[first : first + window] + 1)
+        hits = np.flatnonzero(buf[after] == ord(":"))
+        if hits.size:
+            return first + int(hits[0])
+        first, window = first + window, window * 2
+    return None
+
+
+def _scan_chunk(data: bytes, buf: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> _Chunk:
+    """Scan the strings ``opens``/``closes`` (whole layers, starting at a layer name)."""
+    after = _skip_whitespace(buf, closes + 1)
+    is_key = buf[after] == ord(":")
+    if not is_key[0]:
+        raise _UnusualLayout("a value where a layer name was expected")
+    key_at = np.flatnonzero(is_key)
+    layer_opens = _skip_whitespace(buf, after[key_at] + 1)
+    if np.any(buf[layer_opens] != ord("[")):
+        raise _UnusualLayout("a key not followed by its layer list")
+    entries_per_layer = np.diff(key_at, append=len(opens)) - 1
+    filled = entries_per_layer > 0
+    first_entry = np.cumsum(entries_per_layer) - entries_per_layer
+    first_opens = _skip_whitespace(buf, layer_opens + 1)  # an entry, or "]" when empty
+    layer_closes = first_opens.copy()
+    if np.any(buf[first_opens[~filled]] != ord("]")):
+        raise _UnusualLayout("a layer list holds bare values")
+    chunk = _Chunk(
+        key_opens=opens[key_at],
+        key_closes=closes[key_at],
+        layer_opens=layer_opens,
+        layer_closes=layer_closes,
+        entries_per_layer=entries_per_layer,
+        elements=None,
+        latency_ms=np.zeros(0),
+        end_ns=np.zeros(0, dtype=np.int64),
+        end_valid=np.zeros(0, dtype=bool),
+        repeats=None,
     )
-    if np.any(separators_per_layer != np.maximum(entries_per_layer - 1, 0)) or np.count_nonzero(
-        is_comma & (depth == 0)
-    ) != max(n_layers - 1, 0):
+    if key_at.size == len(opens):
+        return chunk
+    is_value = ~is_key
+    ts_opens, ts_closes, ts_after = opens[is_value], closes[is_value], after[is_value]
+    del after, is_key, is_value
+
+    # [ latency , "timestamp" ] or [ latency , "timestamp" , repeats ]
+    commas = _skip_whitespace(buf, ts_opens - 1, step=-1)
+    if np.any(buf[commas] != ord(",")):
+        raise _UnusualLayout("not exactly one timestamp string, second, in every entry")
+    if buf[ts_after[0]] == ord("]") and np.all(buf[ts_after] == ord("]")):
+        chunk.elements, entry_closes = 2, ts_after
+    elif buf[ts_after[0]] == ord(",") and np.all(buf[ts_after] == ord(",")):
+        chunk.elements, entry_closes = 3, _skip_number(buf, ts_after + 1)
+        if np.any(buf[entry_closes] != ord("]")):
+            raise _UnusualLayout("entries of mixed or unexpected length")
+    else:
+        raise _UnusualLayout("entries of mixed or unexpected length")
+
+    # between entries "," (the last one of a layer: "]"), then the next entry's "["
+    last_entry = (first_entry + entries_per_layer - 1)[filled]
+    gaps = _skip_whitespace(buf, entry_closes + 1)
+    expected = np.full(len(gaps), ord(","), dtype=np.uint8)
+    expected[last_entry] = ord("]")
+    if np.any(buf[gaps] != expected):
         raise _UnusualLayout("layer lists hold something besides [..] entries")
-    if np.any(key_opens[1:] < layer_closes[:-1]):
-        raise _UnusualLayout("a key inside a layer list")
-    names = _layer_names(data, key_opens, key_closes, layer_opens)
-    for empty in np.flatnonzero(entries_per_layer == 0):
-        if data[layer_opens[empty] + 1 : layer_closes[empty]].strip():
-            raise _UnusualLayout(f"layer {names[empty]!r} holds bare values")
+    del expected
+    layer_closes[filled] = gaps[last_entry]
+    entry_opens = np.empty_like(gaps)
+    entry_opens[1:] = _skip_whitespace(buf, gaps[:-1] + 1)
+    entry_opens[first_entry[filled]] = first_opens[filled]
+    del gaps
+    if np.any(buf[entry_opens] != ord("[")) or np.any(entry_opens >= commas):
+        raise _UnusualLayout("layer lists hold something besides [..] entries")
 
     try:
-        latency = cast_float_spans(data, *strip_spans(buf, entry_opens + 1, first_commas))
-        repeats = (
-            cast_float_spans(data, *strip_spans(buf, table[:, 2] + 1, entry_closes))
-            if per_entry == 4
-            else np.ones(n_entries)
-        )
+        chunk.latency_ms = cast_float_spans(data, *strip_spans(buf, entry_opens + 1, commas))
+        if chunk.elements == 3:
+            chunk.repeats = cast_float_spans(data, *strip_spans(buf, ts_after + 1, entry_closes))
     except pa.ArrowInvalid as exc:
         raise _UnusualLayout(f"a latency or repeats value is not a number ({exc})") from None
-    end_ns, end_valid = decode_timestamp_spans(data, ts_opens + 1, ts_closes)
+    del entry_opens, commas, entry_closes, ts_after
+    chunk.end_ns, chunk.end_valid = decode_timestamp_spans(data, ts_opens + 1, ts_closes)
+    return chunk
+
+
+def _merge_chunks(data: bytes, parts: list[_Chunk], start: int, stop: int) -> _Entries:
+    """Join the chunks' entries, checking what lies between the layers (``,`` only)."""
+    elements = {part.elements for part in parts} - {None}
+    if not elements:
+        raise _UnusualLayout("no [latency, timestamp(, repeats)] entries")
+    if len(elements) > 1:
+        raise _UnusualLayout("entries of mixed or unexpected length")
+
+    def joined(field: str) -> np.ndarray:
+        arrays = [getattr(part, field) for part in parts]
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    key_opens, key_closes = joined("key_opens"), joined("key_closes")
+    layer_closes = joined("layer_closes")
+    previous_ends = np.concatenate(([start], layer_closes[:-1])) + 1
+    for layer, (gap_start, key_open) in enumerate(zip(previous_ends, key_opens, strict=True)):
+        if data[gap_start:key_open].strip() != (b"," if layer else b""):
+            raise _UnusualLayout("layers are not separated by single commas")
+    if data[layer_closes[-1] + 1 : stop].strip():
+        raise _UnusualLayout("something after the last layer list")
+    names = _layer_names(data, key_opens, key_closes)
+    entries_per_layer = joined("entries_per_layer")
     return _Entries(
         layer_names=names,
-        layer_index=entry_layer.astype(np.int64),
-        latency_ms=latency,
-        end_ns=end_ns,
-        end_valid=end_valid,
-        repeats=repeats,
-        kind=np.full(n_entries, per_entry - 1, dtype=np.int8),
+        layer_index=np.repeat(np.arange(len(names)), entries_per_layer),
+        latency_ms=joined("latency_ms"),
+        end_ns=joined("end_ns"),
+        end_valid=joined("end_valid"),
+        repeats=joined("repeats") if elements == {3} else None,
+        kind=elements.pop(),
         duplicate_layers=[],
     )
 
 
-def _skip_whitespace(buf: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The first non-whitespace position at or after each position (clipped to the end)."""
-    positions = np.minimum(positions, len(buf) - 1)
-    active = np.arange(positions.size)
+def _skip_whitespace(buf: np.ndarray, positions: np.ndarray, step: int = 1) -> np.ndarray:
+    """The first non-whitespace position at or after (``step=-1``: before) each position.
+
+    Callers start inside the outer braces, which stop every walk.
+    """
+    positions = positions.copy()
+    active = np.flatnonzero(WHITESPACE[buf[positions]])
     while active.size:
-        active = active[WHITESPACE[buf[positions[active]]] & (positions[active] < len(buf) - 1)]
-        positions[active] += 1
+        positions[active] += step
+        active = active[WHITESPACE[buf[positions[active]]]]
     return positions
 
 
-def _inside(positions: np.ndarray, span_starts: np.ndarray, span_ends: np.ndarray) -> np.ndarray:
-    """Which (sorted) positions fall inside one of a few sorted, disjoint spans."""
-    edges = np.zeros(positions.size + 1, dtype=np.int32)
-    np.add.at(edges, np.searchsorted(positions, span_starts), 1)
-    np.add.at(edges, np.searchsorted(positions, span_ends), -1)
-    return np.cumsum(edges[:-1]) > 0
+def _skip_number(buf: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The first position at or after each position that is neither a number character nor
+    whitespace (what follows a number)."""
+    positions = positions.copy()
+    active = np.arange(positions.size)
+    for _ in range(_MAX_NUMBER_WIDTH):
+        active = active[_NUMBER_OR_WHITESPACE[buf[positions[active]]]]
+        if not active.size:
+            return positions
+        positions[active] += 1
+    raise _UnusualLayout("a number too long for the fast path")
 
 
-def _has_content(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
-    """Whether any span holds something other than whitespace (one gather per byte offset
-    of the widest span; separators are usually 0-1 bytes wide)."""
-    lengths = ends - starts
-    rows = np.flatnonzero(lengths > 0)
-    offset = 0
-    while rows.size:
-        if not WHITESPACE[buf[starts[rows] + offset]].all():
-            return True
-        offset += 1
-        rows = rows[lengths[rows] > offset]
-    return False
-
-
-def _layer_names(
-    data: bytes, key_opens: np.ndarray, key_closes: np.ndarray, layer_opens: np.ndarray
-) -> list[str]:
-    """Decode the keys, checking each is followed by ``:`` and its layer list."""
-    names = []
-    for key_open, key_close, layer_open in zip(key_opens, key_closes, layer_opens, strict=True):
-        if data[key_close + 1 : layer_open].strip() != b":":
-            raise _UnusualLayout("a key not followed by its layer list")
-        names.append(data[key_open + 1 : key_close].decode("utf-8"))
+def _layer_names(data: bytes, key_opens: np.ndarray, key_closes: np.ndarray) -> list[str]:
+    """Decode the keys (UTF-8, unique)."""
+    try:
+        names = [
+            data[key_open + 1 : key_close].decode("utf-8")
+            for key_open, key_close in zip(key_opens.tolist(), key_closes.tolist(), strict=True)
+        ]
+    except UnicodeDecodeError:
+        raise _UnusualLayout("a layer name is not UTF-8") from None
     if len(set(names)) != len(names):
         raise _UnusualLayout("duplicate layer names")
     return names
@@ -280,8 +381,9 @@ def _windows(
     entries: _Entries, source: str, parser: str, fallback_reason: str | None, max_reported: int
 ) -> tuple[pd.DataFrame, dict]:
     """Validate the entries and build the ``layer_windows`` frame and the report."""
-    n_entries = len(entries.kind)
-    kinds = set(np.unique(entries.kind).tolist())
+    n_entries = len(entries.latency_ms)
+    kind = entries.kind
+    kinds = set(np.unique(kind).tolist()) if isinstance(kind, np.ndarray) else {kind}
     timed_kinds = kinds - {_INVALID_SHAPE, _BARE}  # bare values among timed entries are invalid
     form = (
         FORM_JETSON
@@ -293,36 +395,47 @@ def _windows(
         else FORM_BARE
     )
     bare = form == FORM_BARE
-    first_index = np.concatenate(
-        ([0], np.cumsum(np.bincount(entries.layer_index, minlength=len(entries.layer_names)))[:-1])
-    )
+    cycles = np.bincount(entries.layer_index, minlength=len(entries.layer_names))
+    first_index = np.concatenate(([0], np.cumsum(cycles)[:-1]))
     cycle = np.arange(n_entries) - first_index[entries.layer_index] + 1
-    repeats = entries.repeats
-    valid = entries.kind == _BARE if bare else (entries.kind == 2) | (entries.kind == 3)
-    valid &= np.isfinite(entries.latency_ms) & (entries.latency_ms >= 0)
-    valid &= np.isfinite(repeats) & (repeats >= 1) & (np.floor(repeats) == repeats)
+    latency_ms, repeats = entries.latency_ms, entries.repeats
+    valid = np.isfinite(latency_ms) & (latency_ms >= 0)
+    usable_kinds = (_BARE,) if bare else (2, 3)
+    if isinstance(kind, np.ndarray):
+        valid &= np.isin(kind, usable_kinds)
+    elif kind not in usable_kinds:
+        valid[:] = False
+    if repeats is not None:
+        valid &= np.isfinite(repeats) & (repeats >= 1) & (np.floor(repeats) == repeats)
     if not bare:
         valid &= entries.end_valid
 
     keep = slice(None) if valid.all() else valid  # avoid copies in the common case
-    latency_ms, repeats = entries.latency_ms[keep], repeats[keep]
-    end_ns = entries.end_ns[keep]
-    start_ns = end_ns - np.rint(latency_ms * repeats * 1e6).astype(np.int64)
+    latency_ms, end_ns = latency_ms[keep], entries.end_ns[keep]
+    duration_ns = latency_ms * repeats[keep] if repeats is not None else latency_ms.copy()
+    duration_ns *= 1e6
+    np.rint(duration_ns, out=duration_ns)
+    start_ns = end_ns - duration_ns.astype(np.int64)
+    del duration_ns
     timed = np.full(len(end_ns), not bare)
     frame = pd.DataFrame(
         {
             "layer_name": pd.Categorical.from_codes(
-                entries.layer_index[keep], categories=entries.layer_names
+                entries.layer_index[keep], categories=entries.layer_names, validate=False
             ),
-            "cycle": cycle[keep].astype(np.int64),
+            "cycle": cycle[keep].astype(np.int64, copy=False),
             "start": as_datetime64(start_ns, timed),
             "end": as_datetime64(end_ns, timed),
             "latency_ms": latency_ms,
-            "repeats": repeats.astype(np.int64),
-        }
+            "repeats": (
+                repeats[keep].astype(np.int64)
+                if repeats is not None
+                else np.ones(len(end_ns), dtype=np.int64)
+            ),
+        },
+        copy=False,
     )
     invalid = np.flatnonzero(~valid)
-    cycles = np.bincount(entries.layer_index, minlength=len(entries.layer_names))
     report = {
         "source": source,
         "parser": parser,

@@ -8,6 +8,8 @@ is several times faster than ``np.array(..., "S").astype(float)``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,6 +17,26 @@ import pyarrow.compute as pc
 WHITESPACE = np.zeros(256, dtype=bool)
 WHITESPACE[list(b" \t\r\n")] = True
 NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def byte_positions(buf: np.ndarray, byte: int, block: int = 1 << 23) -> np.ndarray:
+    """Sorted positions of ``byte`` in ``buf``; ``int32`` when ``buf`` is under 2 GiB.
+
+    Scanned in blocks by two threads (NumPy releases the GIL), so no full-size mask is
+    ever allocated.
+    """
+    dtype = np.int32 if len(buf) < np.iinfo(np.int32).max else np.int64
+
+    def scan(start: int) -> np.ndarray:
+        found = np.flatnonzero(buf[start : start + block] == byte).astype(dtype)
+        found += start
+        return found
+
+    starts = range(0, len(buf), block)
+    if len(starts) < 2:
+        return np.concatenate([scan(start) for start in starts] or [np.zeros(0, dtype)])
+    with ThreadPoolExecutor(2) as pool:
+        return np.concatenate(list(pool.map(scan, starts)))
 
 
 def span_array(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.LargeBinaryArray:

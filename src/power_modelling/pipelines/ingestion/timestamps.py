@@ -44,7 +44,10 @@ def parse_timestamps(values: np.ndarray | Sequence[str | bytes]) -> np.ndarray:
 
 
 def as_datetime64(nanoseconds: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Nanoseconds since the epoch → ``datetime64[ns]``, ``NaT`` where not ``valid``."""
+    """Nanoseconds since the epoch → ``datetime64[ns]``, ``NaT`` where not ``valid`` (a view
+    of ``nanoseconds`` when all are valid)."""
+    if valid.all():
+        return nanoseconds.astype(np.int64, copy=False).view("datetime64[ns]")
     out = np.where(valid, nanoseconds, np.iinfo(np.int64).min)
     return out.view("datetime64[ns]")
 
@@ -77,44 +80,48 @@ def decode_timestamp_matrix(
     """Decode rows of a ``uint8`` matrix (row i holds ``lengths[i]`` timestamp bytes from
     column 0; columns beyond are ignored) → (nanoseconds since the epoch, valid mask).
 
-    Each row is read as three little-endian 64-bit words (``YYYYMMDD``, ``-HH:MM:S``,
-    ``S.ffffff``) and checked and combined eight digits at a time (SWAR), so the cost is a
-    few integer operations per timestamp.
+    Each row is read as three little-endian 64-bit words: ``YYYYMMDD``, ``-HH:MM:S`` (the
+    tens of seconds) and ``S.ffffff``. Logs hold long runs of rows sharing the first two
+    words, so those are decoded and checked once per run; per row only the last word is
+    checked and turned into microseconds, eight digits at a time (SWAR).
     """
     n_rows, width = matrix.shape
+    length_ok = None
     if width != MAX_LENGTH or not np.all(lengths == MAX_LENGTH):
         padded = np.full((n_rows, MAX_LENGTH), _ZERO, dtype=np.uint8)  # missing digits: "0"
         usable = min(width, MAX_LENGTH)
         keep = np.arange(usable) < lengths[:, None]
         padded[:, :usable] = np.where(keep, matrix[:, :usable], _ZERO)
         matrix = padded
+        length_ok = (lengths >= MIN_LENGTH) & (lengths <= MAX_LENGTH)
     words = np.ascontiguousarray(matrix).view("<u8").reshape(n_rows, 3)
-    date_word, middle, last = words[:, 0], words[:, 1], words[:, 2]
-    # "HHMMSS" from "-HH:MM:S" + "S.ffffff", padded to eight digits with "00"
-    clock_word = (
-        ((middle >> _U(8)) & _U(0xFFFF))
-        | (((middle >> _U(32)) & _U(0xFFFF)) << _U(16))
-        | ((middle >> _U(56)) << _U(32))
-        | ((last & _U(0xFF)) << _U(40))
-        | _U(0x3030 << 48)
-    )
-    fraction_word = (last >> _U(16)) | _U(0x3030 << 48)  # "ffffff00"
-    valid = (lengths >= MIN_LENGTH) & (lengths <= MAX_LENGTH)
-    valid &= _all_digits(date_word) & _all_digits(clock_word) & _all_digits(fraction_word)
-    valid &= (middle & _U(0x00FF0000FF0000FF)) == _U(0x003A00003A00002D)  # "-", ":", ":"
-    valid &= ((last >> _U(8)) & _U(0xFF)) == _U(ord("."))
+    date_word, tens_word, last = words[:, 0], words[:, 1], words[:, 2]
+    if n_rows == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
 
-    date_pairs, clock_pairs = _digit_pairs(date_word), _digit_pairs(clock_word)
-    year = date_pairs[:, 0] * 100 + date_pairs[:, 1]
-    month, day = date_pairs[:, 2], date_pairs[:, 3]
-    hour, minute, second = clock_pairs[:, 0], clock_pairs[:, 1], clock_pairs[:, 2]
-    valid &= (hour < 24) & (minute < 60) & (second < 60)
-    microsecond = _eight_digits(fraction_word) // 100
-    days, date_ok = _days_of_dates(date_word, year, month, day)
-    valid &= date_ok
-    seconds = days * 86_400 + hour * 3600 + minute * 60 + second
-    nanoseconds = seconds * _NS_PER_SECOND + microsecond * 1000
-    return np.where(valid, nanoseconds, 0), valid
+    changed = date_word[1:] != date_word[:-1]
+    changed |= tens_word[1:] != tens_word[:-1]
+    run_starts = np.flatnonzero(changed)
+    del changed
+    run_starts += 1
+    run_starts = np.concatenate(([0], run_starts))
+    run_lengths = np.diff(run_starts, append=n_rows)
+    run_ns, run_ok = _decode_prefixes(date_word[run_starts], tens_word[run_starts])
+
+    # "S.ffffff" -> "0Sffffff": the microseconds within the ten seconds, as eight digits
+    digits = (last & _U(0xFFFFFFFFFFFF0000)) | ((last & _U(0xFF)) << _U(8)) | _U(_ZERO)
+    valid = _all_digits(digits)
+    valid &= (last & _U(0xFF00)) == _U(ord(".") << 8)
+    valid &= np.repeat(run_ok, run_lengths)
+    if length_ok is not None:
+        valid &= length_ok
+    nanoseconds = _eight_digits(digits)
+    del digits
+    nanoseconds *= 1000
+    nanoseconds += np.repeat(run_ns, run_lengths)
+    if not valid.all():
+        nanoseconds[~valid] = 0
+    return nanoseconds, valid
 
 
 def _U(value: int) -> np.uint64:  # noqa: N802 (reads like a literal suffix)
@@ -129,36 +136,44 @@ def _all_digits(word: np.ndarray) -> np.ndarray:
     )
 
 
-def _digit_pairs(word: np.ndarray) -> np.ndarray:
-    """Eight ASCII digits per word → the four two-digit numbers, as int64 (n, 4)."""
-    digits = word - _U(0x3030303030303030)
-    pairs = digits * _U(10) + (digits >> _U(8))  # bytes 0, 2, 4, 6 hold the pairs
-    return (pairs & _U(0x00FF00FF00FF00FF)).view("<u2").reshape(-1, 4).astype(np.int64)
-
-
 def _eight_digits(word: np.ndarray) -> np.ndarray:
     """Eight ASCII digits per word (first digit in the lowest byte) → int64 values."""
     digits = word - _U(0x3030303030303030)
-    pairs = digits * _U(10) + (digits >> _U(8))
-    low = (pairs & _U(0x000000FF000000FF)) * _U(100 + (1_000_000 << 32))
-    high = ((pairs >> _U(16)) & _U(0x000000FF000000FF)) * _U(1 + (10_000 << 32))
-    return ((low + high) >> _U(32)).astype(np.int64)
+    pairs = digits * _U(10)
+    digits >>= _U(8)
+    pairs += digits
+    del digits
+    low = pairs & _U(0x000000FF000000FF)
+    low *= _U(100 + (1_000_000 << 32))
+    pairs >>= _U(16)
+    pairs &= _U(0x000000FF000000FF)
+    pairs *= _U(1 + (10_000 << 32))
+    pairs += low
+    pairs >>= _U(32)
+    return pairs.view(np.int64)
 
 
-def _days_of_dates(
-    key: np.ndarray, year: np.ndarray, month: np.ndarray, day: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Days since 1970-01-01 and calendar validity of each date (``key`` identifies the
-    date). Logs hold long runs of the same date, so the arithmetic runs once per run."""
-    run_starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    run_lengths = np.diff(np.append(run_starts, len(key)))
-    year, month, day = year[run_starts], month[run_starts], day[run_starts]
+def _decode_prefixes(date_word: np.ndarray, tens_word: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``YYYYMMDD`` and ``-HH:MM:S`` words (one per run) → (ns since the epoch at the start of
+    those ten seconds, valid mask)."""
+    date = date_word.view(np.uint8).reshape(-1, 8).astype(np.int64) - _ZERO
+    clock = tens_word.view(np.uint8).reshape(-1, 8).astype(np.int64) - _ZERO
+    digit_columns = clock[:, [1, 2, 4, 5, 7]]
+    ok = np.all((date >= 0) & (date <= 9), axis=1)
+    ok &= np.all((digit_columns >= 0) & (digit_columns <= 9), axis=1)
+    ok &= (clock[:, 0] == ord("-") - _ZERO) & (clock[:, 3] == ord(":") - _ZERO)
+    ok &= clock[:, 6] == ord(":") - _ZERO
+    year = date[:, 0] * 1000 + date[:, 1] * 100 + date[:, 2] * 10 + date[:, 3]
+    month, day = date[:, 4] * 10 + date[:, 5], date[:, 6] * 10 + date[:, 7]
+    hour, minute = clock[:, 1] * 10 + clock[:, 2], clock[:, 4] * 10 + clock[:, 5]
+    ok &= (hour < 24) & (minute < 60) & (clock[:, 7] < 6)
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     days_in_month = _DAYS_IN_MONTH[np.clip(month - 1, 0, 11)] + ((month == 2) & leap)
-    ok = (year >= _MIN_YEAR) & (year <= _MAX_YEAR) & (month >= 1) & (month <= 12)
+    ok &= (year >= _MIN_YEAR) & (year <= _MAX_YEAR) & (month >= 1) & (month <= 12)
     ok &= (day >= 1) & (day <= days_in_month)
-    days = _days_from_civil(year, month, day)
-    return np.repeat(days, run_lengths), np.repeat(ok, run_lengths)
+    seconds = _days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60
+    seconds += clock[:, 7] * 10
+    return np.where(ok, seconds * _NS_PER_SECOND, 0), ok
 
 
 def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:

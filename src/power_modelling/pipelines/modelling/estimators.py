@@ -66,7 +66,6 @@ def _product_of_columns() -> FunctionTransformer:
         np.prod,
         kw_args={"axis": 1, "keepdims": True},
         validate=True,
-        feature_names_out=lambda _, names: ["*".join(names)],
     )
 
 
@@ -76,8 +75,11 @@ def build_inputs(spec: dict[str, Any]) -> ColumnTransformer:
     degree = int(spec.get("polynomial_degree", 1))
     expand = [("polynomial", PolynomialFeatures(degree, include_bias=False))] if degree > 1 else []
     transformers: list[tuple[str, Any, list[str]]] = [
-        ("features", Pipeline([*log, *expand]) if log or expand else "passthrough",
-         list(spec["features"])),
+        (
+            "features",
+            Pipeline([*log, *expand]) if log or expand else "passthrough",
+            list(spec["features"]),
+        ),
     ]
     for name, columns in (spec.get("special_terms") or {}).items():
         transformers.append(

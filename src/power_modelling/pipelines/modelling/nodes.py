@@ -43,8 +43,13 @@ def _trainable_rows(frame: pd.DataFrame, target: str, context: str) -> pd.DataFr
         raise KeyError(f"{context}: target column '{target}' missing; columns: {list(frame)}")
     kept = frame[frame[target].notna()]
     if len(kept) < len(frame):
-        logger.info("%s: %d of %d rows have no '%s' and are left out",
-                    context, len(frame) - len(kept), len(frame), target)
+        logger.info(
+            "%s: %d of %d rows have no '%s' and are left out",
+            context,
+            len(frame) - len(kept),
+            len(frame),
+            target,
+        )
     return kept
 
 
@@ -121,10 +126,17 @@ def cross_validate_candidates(
             model = fit_spec(rows.iloc[train_index], spec, target_params, seed)
             predicted[test_index] = model.predict(rows.iloc[test_index])
         seconds = time.perf_counter() - started
-        candidates[name] = {**_score(rows, predicted, target, evaluation["percentage_floor"]),
-                            "seconds": round(seconds, 2)}
-        logger.info("CV %-18s %-8s RMSPE %.2f %% (%.1f s)", name, target,
-                    candidates[name][target]["rmspe"], seconds)
+        candidates[name] = {
+            **_score(rows, predicted, target, evaluation["percentage_floor"]),
+            "seconds": round(seconds, 2),
+        }
+        logger.info(
+            "CV %-18s %-8s RMSPE %.2f %% (%.1f s)",
+            name,
+            target,
+            candidates[name][target]["rmspe"],
+            seconds,
+        )
     selection = target_params["selection"]
 
     def criterion(name: str) -> float:
@@ -132,8 +144,9 @@ def cross_validate_candidates(
         return value if np.isfinite(value) else np.inf
 
     selected = min(candidates, key=criterion)  # ties: the first listed (the baseline)
-    logger.info("'%s': selected %s by %s of %s", target, selected, selection["metric"],
-                selection["target"])
+    logger.info(
+        "'%s': selected %s by %s of %s", target, selected, selection["metric"], selection["target"]
+    )
     return {
         "target": target,
         "selected": selected,
@@ -257,9 +270,11 @@ def _bars(rows: pd.DataFrame, target: str) -> Figure:
     for ax, model in zip(axes[:, 0], models, strict=True):
         layers = rows[rows["model"] == model]
         x = np.arange(len(layers))
-        for offset, column, label in ((-0.27, "measured", "measured"),
-                                      (0.0, "predicted", "chosen model"),
-                                      (0.27, "baseline", "NeuralPower baseline")):
+        for offset, column, label in (
+            (-0.27, "measured", "measured"),
+            (0.0, "predicted", "chosen model"),
+            (0.27, "baseline", "NeuralPower baseline"),
+        ):
             ax.bar(x + offset, layers[column], width=0.27, label=label)
         ax.set_xticks(x, layers["layer_name"], rotation=90, fontsize=6)
         ax.set_title(model, fontsize=9)
@@ -285,8 +300,8 @@ def _scatter(rows: pd.DataFrame, target: str) -> Figure:
     ax.set_xlabel(f"measured {UNITS[target]}")
     ax.set_ylabel(f"predicted {UNITS[target]}")
     left_out = len(rows) - len(positive)
-    ax.set_title(f"{target} (test models){f'; {left_out} non-positive left out' if left_out else ''}",
-                 fontsize=9)
+    note = f"; {left_out} non-positive left out" if left_out else ""
+    ax.set_title(f"{target} (test models){note}", fontsize=9)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -54,8 +54,13 @@ def create_template() -> Pipeline:
     evaluation = [
         node(
             predict_test_set,
-            inputs=["model_input_test", "power_model", "runtime_model",
-                    "power_baseline", "runtime_baseline"],
+            inputs=[
+                "model_input_test",
+                "power_model",
+                "runtime_model",
+                "power_baseline",
+                "runtime_baseline",
+            ],
             outputs="test_predictions",
             name="predict_test_set",
         ),

@@ -1,0 +1,118 @@
+"""The template builds per layer type from parameters alone; a real Kedro run end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
+
+from power_modelling.pipelines.modelling.pipeline import LAYER_TYPES, create_pipeline
+from tests.pipelines.modelling.conftest import synthetic_conv_table
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _parameters(conf: Path) -> dict:
+    loader = OmegaConfigLoader(
+        str(conf), base_env="base", default_run_env="local", custom_resolvers={"oc.env": oc.env}
+    )
+    return loader["parameters"]
+
+
+def _lookup(parameters: dict, dotted: str):
+    value = parameters
+    for key in dotted.split("."):
+        value = value[key]
+    return value
+
+
+def test_template_builds_for_every_layer_type_from_parameters():
+    pipeline = create_pipeline()
+    parameters = _parameters(PROJECT_ROOT / "conf")
+    for layer_type in LAYER_TYPES:
+        nodes = [n for n in pipeline.nodes if n.namespace == layer_type]
+        assert len(nodes) == 10
+        assert {f"{layer_type}.model_input_train", f"{layer_type}.model_input_test"} <= {
+            name for n in nodes for name in n.inputs
+        }
+        for name in {i for n in nodes for i in n.inputs if i.startswith("params:")}:
+            assert _lookup(parameters, name.removeprefix("params:")) is not None, name
+    assert {f"{lt}.{t}_model" for lt in LAYER_TYPES for t in ("power", "runtime")} <= (
+        pipeline.all_outputs()
+    )
+    assert {f"{lt}.metrics" for lt in LAYER_TYPES} <= pipeline.all_outputs()
+
+
+def _small_parameters(parameters: dict) -> dict:
+    """The project's parameters with tiny searches (seconds instead of a minute)."""
+    for layer_type in LAYER_TYPES:
+        parameters[layer_type]["evaluation"]["cv_folds"] = 3
+        for target in ("power", "runtime"):
+            block = parameters[layer_type][target]
+            block["baseline"]["regressor"].update(alphas=5, cv=3)
+            block["baseline"]["polynomial_degree"] = 2
+            candidates = block["candidates"]
+            block["candidates"] = {
+                "extra_trees": candidates["extra_trees"],
+                "log_lasso": candidates["log_lasso"],
+            }
+            block["candidates"]["extra_trees"]["regressor"]["n_estimators"] = 10
+            block["candidates"]["log_lasso"]["regressor"].update(alphas=5, cv=3)
+    return parameters
+
+
+@pytest.mark.integration
+def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project, monkeypatch):
+    import kedro.framework.project as kedro_project_module
+    import mlflow
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    project = kedro_project(models=("lenet",))
+    small = _small_parameters(_parameters(project / "conf"))
+    (project / "conf" / "local" / "parameters_modelling.yml").write_text(
+        yaml.safe_dump({lt: small[lt] for lt in LAYER_TYPES})
+    )
+    table = synthetic_conv_table(n_models=5, layers=10).assign(
+        input_size=lambda f: f["input_size_0"],
+        output_size=lambda f: f["output_size_0"],
+        gemm_m=1,
+        gemm_k=lambda f: f["input_size_0"],
+        gemm_n=lambda f: f["output_size_0"],
+    )
+    model_input = project / "data" / "05_model_input"
+    model_input.mkdir(parents=True)
+    for layer_type in LAYER_TYPES:
+        table[table["model"] != "net4"].to_parquet(model_input / f"{layer_type}_train.parquet")
+        table[table["model"] == "net4"].to_parquet(model_input / f"{layer_type}_test.parquet")
+
+    bootstrap_project(project)
+    # the modelling template alone (the registry's `modelling` adds network evaluation)
+    monkeypatch.setattr(
+        kedro_project_module.pipelines, "_content", {"__default__": create_pipeline()}
+    )
+    monkeypatch.setattr(kedro_project_module.pipelines, "_is_data_loaded", True)
+    with KedroSession.create(project_path=project) as session:
+        session.run()
+
+    for layer_type in LAYER_TYPES:
+        for target in ("power", "runtime"):
+            assert (project / "data" / "06_models" / f"{layer_type}_{target}.pkl").exists()
+        for chart in ("power_bars", "power_total_scatter", "runtime_scatter"):
+            assert (project / "data" / "08_reporting" / layer_type / f"{chart}.png").exists()
+    metrics = json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
+    assert set(metrics) == set(LAYER_TYPES)
+    assert set(metrics["dense"]) == {"power", "power_total", "runtime"}
+    runs = mlflow.search_runs(search_all_experiments=True)
+    assert len(runs) == 1
+    assert "metrics.convolutional.runtime.rmspe" in runs.columns
+    logged = mlflow.search_logged_models(
+        experiment_ids=[runs["experiment_id"][0]], output_format="list"
+    )
+    assert sorted(m.name for m in logged) == sorted(
+        f"{lt}_{t}" for lt in LAYER_TYPES for t in ("power", "runtime")
+    )
