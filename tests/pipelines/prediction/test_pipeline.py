@@ -57,7 +57,7 @@ def _write_models(project: Path) -> None:
 
 
 def _write_idle_power(project: Path) -> None:
-    path = project / "data" / "02_intermediate" / "idle_power.json"
+    path = project / "data" / "06_models" / "device_idle_power.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"avg_idle_power_uw": IDLE_W * 1e6, "source": "test"}))
 
@@ -157,13 +157,13 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
         name: {"type": "pickle.PickleDataset", "filepath": f"data/06_models/{key}.pkl"}
         for key, name in model_datasets().items()
     }
-    catalog["idle_power"] = {
+    catalog["device_idle_power"] = {
         "type": "json.JSONDataset",
-        "filepath": "data/02_intermediate/idle_power.json",
+        "filepath": "data/06_models/device_idle_power.json",
     }
     (predict_project / "conf/local/catalog_standin.yml").write_text(yaml.safe_dump(catalog))
     training = Pipeline(
-        [Node(_fit_standins, "idle_power", list(model_datasets().values()), name="fit")]
+        [Node(_fit_standins, "device_idle_power", list(model_datasets().values()), name="fit")]
     )
     project_pipelines = pipeline_registry.register_pipelines
     monkeypatch.setattr(

@@ -5,12 +5,14 @@ being ``[latency_ms, end_ts]`` (Jetson), ``[latency_ms, end_ts, repeats]`` (NVML
 bare ``latency_ms`` (old files: runtimes without timestamps, so no power windows).
 
 Files reach 165 MB (4.5 M entries), where ``json.loads`` alone takes seconds, so the usual
-layout is read by a **fast path** over the raw bytes: NumPy locates the quotes, brackets and
-commas outside strings, bracket depths give layers, entries and slots, consistency checks
-(uniform entry length, one timestamp string per entry in second place, only entries in the
-layer lists, one key per layer, ...) prove the layout, then all numbers and timestamps are
-converted at once. Anything unusual (old form, mixed entries, escapes, odd values) falls back
-to ``json.loads`` with the same vectorised timestamp decoding.
+layout is read by a **fast path** over the raw bytes: NumPy locates the quotes (strings:
+layer names are those followed by ``:``, the others timestamps), then the bytes between
+strings are checked, entry by entry with vectorised look-ups, to be exactly what the layout
+puts there (``[`` latency ``,`` timestamp (``,`` repeats) ``]``, ``,`` between entries and
+layers, whitespace), so every byte is accounted for; large files are scanned as two runs of
+whole layers in parallel threads. Then all numbers and timestamps are converted at once.
+Anything unusual (old form, mixed entries, escapes, odd values) falls back to ``json.loads``
+with the same vectorised timestamp decoding.
 """
 
 from __future__ import annotations
@@ -112,17 +114,19 @@ def parse_layer_latency(
     return _windows(entries, source, parser, fallback_reason, max_reported)
 
 
-def _scan(
-    data: bytes, chunks: int = PARALLEL_CHUNKS, min_strings: int = MIN_STRINGS_TO_SPLIT
-) -> _Entries:
+def _scan(data: bytes, chunks: int | None = None, min_strings: int | None = None) -> _Entries:
     """The fast path (see the module docstring); raises ``_UnusualLayout``.
 
     Every byte of the file is accounted for: strings are located by their quotes (no
     escapes, so quotes only delimit strings), and each stretch between two strings is
     checked to be exactly what the layout puts there (whitespace, ``:``, ``[``, ``,``, a
     number, ``]``), following the chain entry by entry with vectorised look-ups. The
-    layers are scanned as ``chunks`` runs of whole layers in parallel threads.
+    layers are scanned as ``chunks`` (default ``PARALLEL_CHUNKS``) runs of whole layers in
+    parallel threads when the file holds at least ``min_strings`` (default
+    ``MIN_STRINGS_TO_SPLIT``) strings.
     """
+    chunks = PARALLEL_CHUNKS if chunks is None else chunks
+    min_strings = MIN_STRINGS_TO_SPLIT if min_strings is None else min_strings
     head, tail = data[:4096], data[-4096:]
     start = len(head) - len(head.lstrip())
     stop = len(data) - (len(tail) - len(tail.rstrip())) - 1  # the closing brace
@@ -258,9 +262,11 @@ def _merge_chunks(data: bytes, parts: list[_Chunk], start: int, stop: int) -> _E
     if len(elements) > 1:
         raise _UnusualLayout("entries of mixed or unexpected length")
 
-    def joined(field: str) -> np.ndarray:
-        arrays = [getattr(part, field) for part in parts]
+    def joined(field: str, of: list[_Chunk] = parts) -> np.ndarray:
+        arrays = [getattr(part, field) for part in of]
         return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    with_entries = [part for part in parts if part.elements]
 
     key_opens, key_closes = joined("key_opens"), joined("key_closes")
     layer_closes = joined("layer_closes")
@@ -275,10 +281,10 @@ def _merge_chunks(data: bytes, parts: list[_Chunk], start: int, stop: int) -> _E
     return _Entries(
         layer_names=names,
         layer_index=np.repeat(np.arange(len(names)), entries_per_layer),
-        latency_ms=joined("latency_ms"),
-        end_ns=joined("end_ns"),
-        end_valid=joined("end_valid"),
-        repeats=joined("repeats") if elements == {3} else None,
+        latency_ms=joined("latency_ms", with_entries),
+        end_ns=joined("end_ns", with_entries),
+        end_valid=joined("end_valid", with_entries),
+        repeats=joined("repeats", with_entries) if elements == {3} else None,
         kind=elements.pop(),
         duplicate_layers=[],
     )
@@ -290,7 +296,16 @@ def _skip_whitespace(buf: np.ndarray, positions: np.ndarray, step: int = 1) -> n
     Callers start inside the outer braces, which stop every walk.
     """
     positions = positions.copy()
-    active = np.flatnonzero(WHITESPACE[buf[positions]])
+    if not positions.size:
+        return positions
+    while True:  # while all are on whitespace (e.g. indented files), move all at once
+        chars = buf[positions]
+        maybe = chars <= ord(" ")  # whitespace or a control character
+        if not maybe.all() or not WHITESPACE[chars].all():
+            break
+        positions += step
+    active = np.flatnonzero(maybe)
+    active = active[WHITESPACE[chars[active]]]
     while active.size:
         positions[active] += step
         active = active[WHITESPACE[buf[positions[active]]]]

@@ -25,7 +25,7 @@ def byte_positions(buf: np.ndarray, byte: int, block: int = 1 << 23) -> np.ndarr
     Scanned in blocks by two threads (NumPy releases the GIL), so no full-size mask is
     ever allocated.
     """
-    dtype = np.int32 if len(buf) < np.iinfo(np.int32).max else np.int64
+    dtype = np.int32 if len(buf) < 2**30 else np.int64  # room for offsets added later
 
     def scan(start: int) -> np.ndarray:
         found = np.flatnonzero(buf[start : start + block] == byte).astype(dtype)
@@ -50,7 +50,12 @@ def span_array(data: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.LargeBin
     offsets = np.empty(2 * count + 2, dtype=np.int64)
     offsets[0], offsets[-1] = 0, len(data)
     offsets[1:-1:2], offsets[2:-1:2] = starts, ends
-    if count and np.any(np.diff(offsets) < 0):
+    if count and (
+        starts[0] < 0
+        or ends[-1] > len(data)
+        or np.any(ends < starts)
+        or np.any(starts[1:] < ends[:-1])
+    ):
         raise ValueError("spans must be in file order, non-overlapping and inside the data")
     view = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), 2 * count + 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
@@ -77,17 +82,25 @@ def strip_spans(
     """Shrink every span past its leading and trailing whitespace (one pass per byte of the
     widest margin, each only over the spans still shrinking)."""
     starts, ends = starts.copy(), ends.copy()
-    active = np.flatnonzero(starts < ends)
+    active = _whitespace_at(buf, starts, starts < ends)
     while active.size:
-        active = active[WHITESPACE[buf[starts[active]]]]
         starts[active] += 1
         active = active[starts[active] < ends[active]]
-    active = np.flatnonzero(starts < ends)
+        active = active[WHITESPACE[buf[starts[active]]]]
+    active = _whitespace_at(buf, ends - 1, starts < ends)
     while active.size:
-        active = active[WHITESPACE[buf[ends[active] - 1]]]
         ends[active] -= 1
         active = active[starts[active] < ends[active]]
+        active = active[WHITESPACE[buf[ends[active] - 1]]]
     return starts, ends
+
+
+def _whitespace_at(buf: np.ndarray, positions: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Indices i where ``where[i]`` and ``buf[positions[i]]`` is whitespace (a cheap
+    comparison over all, the table look-up only over the few candidates)."""
+    chars = buf[np.where(where, positions, 0)]
+    candidates = np.flatnonzero((chars <= ord(" ")) & where)
+    return candidates[WHITESPACE[chars[candidates]]]
 
 
 def cast_float_spans(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -22,6 +22,8 @@ _NS_PER_SECOND = 1_000_000_000
 _MIN_YEAR, _MAX_YEAR = 1678, 2261
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _ZERO = ord("0")
+# _TAIL_MASKS[n]: the lowest n bytes of a 64-bit word
+_TAIL_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
 
 
 def parse_timestamps(values: np.ndarray | Sequence[str | bytes]) -> np.ndarray:
@@ -58,19 +60,30 @@ def decode_timestamp_spans(
     """Decode the timestamps at ``data[starts[i]:ends[i]]`` → (ns since epoch, valid mask)."""
     lengths = ends - starts
     plausible = (lengths >= MIN_LENGTH) & (lengths <= MAX_LENGTH)
+    if plausible.all():
+        rows = slice(None)
+    elif plausible.any():
+        rows = np.flatnonzero(plausible)
+    else:
+        return np.zeros(len(starts), dtype=np.int64), np.zeros(len(starts), dtype=bool)
+    row_starts, row_lengths = starts[rows], lengths[rows]
+    if int(row_starts.max()) + MAX_LENGTH <= len(data):
+        # Read the three words of each row straight from the file, through a view of it
+        # as overlapping 64-bit words (one per byte offset).
+        words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
+        last = words[row_starts + 16]
+        if not np.all(row_lengths == MAX_LENGTH):
+            keep = _TAIL_MASKS[row_lengths - 16]  # the fraction bytes inside the span
+            last = (last & keep) | (_U(0x3030303030303030) & ~keep)  # missing digits: "0"
+        decoded = _decode_words(words[row_starts], words[row_starts + 8], last)
+    else:  # a span that ends too close to the end of the data for a whole last word
+        packed, offsets = contiguous_spans(data, row_starts, row_starts + row_lengths)
+        decoded = decode_timestamp_matrix(_pad_rows(packed, offsets, row_lengths), row_lengths)
+    if isinstance(rows, slice):
+        return decoded
     nanoseconds = np.zeros(len(starts), dtype=np.int64)
     valid = np.zeros(len(starts), dtype=bool)
-    if not plausible.any():
-        return nanoseconds, valid
-    rows = np.flatnonzero(plausible) if not plausible.all() else slice(None)
-    packed, offsets = contiguous_spans(data, starts[rows], ends[rows])
-    row_lengths = lengths[rows]
-    if np.all(row_lengths == row_lengths[0]):
-        # Common case (constant fraction width): the packed bytes form a matrix, zero-copy.
-        matrix = packed.reshape(-1, int(row_lengths[0]))
-    else:
-        matrix = _pad_rows(packed, offsets, row_lengths)
-    nanoseconds[rows], valid[rows] = decode_timestamp_matrix(matrix, row_lengths)
+    nanoseconds[rows], valid[rows] = decoded
     return nanoseconds, valid
 
 
@@ -78,13 +91,7 @@ def decode_timestamp_matrix(
     matrix: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode rows of a ``uint8`` matrix (row i holds ``lengths[i]`` timestamp bytes from
-    column 0; columns beyond are ignored) → (nanoseconds since the epoch, valid mask).
-
-    Each row is read as three little-endian 64-bit words: ``YYYYMMDD``, ``-HH:MM:S`` (the
-    tens of seconds) and ``S.ffffff``. Logs hold long runs of rows sharing the first two
-    words, so those are decoded and checked once per run; per row only the last word is
-    checked and turned into microseconds, eight digits at a time (SWAR).
-    """
+    column 0; columns beyond are ignored) → (nanoseconds since the epoch, valid mask)."""
     n_rows, width = matrix.shape
     length_ok = None
     if width != MAX_LENGTH or not np.all(lengths == MAX_LENGTH):
@@ -95,10 +102,27 @@ def decode_timestamp_matrix(
         matrix = padded
         length_ok = (lengths >= MIN_LENGTH) & (lengths <= MAX_LENGTH)
     words = np.ascontiguousarray(matrix).view("<u8").reshape(n_rows, 3)
-    date_word, tens_word, last = words[:, 0], words[:, 1], words[:, 2]
+    nanoseconds, valid = _decode_words(words[:, 0], words[:, 1], words[:, 2])
+    if length_ok is not None and not length_ok.all():
+        valid &= length_ok
+        nanoseconds[~valid] = 0
+    return nanoseconds, valid
+
+
+def _decode_words(
+    date_word: np.ndarray, tens_word: np.ndarray, last: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps as three little-endian 64-bit words each — ``YYYYMMDD``, ``-HH:MM:S`` (the
+    tens of seconds) and ``S.ffffff`` (the fraction padded with "0") — → (nanoseconds since
+    the epoch, valid mask).
+
+    Logs hold long runs of rows sharing the first two words, so those are decoded and
+    checked once per run; per row only the last word is checked and turned into
+    microseconds, eight digits at a time (SWAR).
+    """
+    n_rows = len(last)
     if n_rows == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-
     changed = date_word[1:] != date_word[:-1]
     changed |= tens_word[1:] != tens_word[:-1]
     run_starts = np.flatnonzero(changed)
@@ -112,9 +136,8 @@ def decode_timestamp_matrix(
     digits = (last & _U(0xFFFFFFFFFFFF0000)) | ((last & _U(0xFF)) << _U(8)) | _U(_ZERO)
     valid = _all_digits(digits)
     valid &= (last & _U(0xFF00)) == _U(ord(".") << 8)
-    valid &= np.repeat(run_ok, run_lengths)
-    if length_ok is not None:
-        valid &= length_ok
+    if not run_ok.all():
+        valid &= np.repeat(run_ok, run_lengths)
     nanoseconds = _eight_digits(digits)
     del digits
     nanoseconds *= 1000

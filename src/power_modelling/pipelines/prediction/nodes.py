@@ -36,6 +36,18 @@ def idle_power_watts(idle_power: Mapping[str, Any] | None) -> float | None:
     return float(idle_power["avg_idle_power_uw"]) / 1e6
 
 
+def device_idle_power(*training_tables: pd.DataFrame) -> dict[str, Any]:
+    """The measured device's idle power, as the served model needs it: every training row
+    holds ``power_total - power`` = idle power exactly, so it travels with the models
+    (``data/06_models/device_idle_power.json``) instead of being a free input."""
+    rows = pd.concat([t[["power_total", "power"]] for t in training_tables], ignore_index=True)
+    idle_w = (rows["power_total"] - rows["power"]).dropna()
+    if idle_w.empty:
+        logger.warning("No training row has power: the idle power of the device is unknown")
+        return {"avg_idle_power_uw": None, "source": "training tables (no power rows)"}
+    return {"avg_idle_power_uw": float(idle_w.median()) * 1e6, "source": "training tables"}
+
+
 def _configured_idle_power(options: Mapping[str, Any]) -> float | None:
     """``idle_power_w`` when given, else the measured device's ``idle_power.json`` if present."""
     if options.get("idle_power_w") is not None:

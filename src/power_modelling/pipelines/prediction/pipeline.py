@@ -6,6 +6,7 @@ import warnings
 from kedro.pipeline import Node, Pipeline
 
 from power_modelling.pipelines.prediction.nodes import (
+    device_idle_power,
     evaluate_networks,
     predict_networks,
     read_engines,
@@ -67,7 +68,7 @@ def create_serving_pipeline() -> Pipeline:
         [
             _models_node(
                 serve_predictions,
-                inputs={"layers": SERVING_INPUT, "idle_power": "idle_power"},
+                inputs={"layers": SERVING_INPUT, "idle_power": "device_idle_power"},
                 outputs=SERVING_OUTPUT,
                 name="serve_predictions",
             )
@@ -76,9 +77,16 @@ def create_serving_pipeline() -> Pipeline:
 
 
 def create_network_evaluation_pipeline() -> Pipeline:
-    """Network-level accuracy on the held-out test CNNs → ``metrics.json`` section ``network``."""
+    """Network-level accuracy on the held-out test CNNs → ``metrics.json`` section ``network``,
+    and the device's idle power saved beside the models for the served model."""
     return Pipeline(
         [
+            Node(
+                device_idle_power,
+                inputs=[f"{layer_class}.model_input_train" for layer_class in LAYER_CLASSES],
+                outputs="device_idle_power",
+                name="device_idle_power",
+            ),
             _models_node(
                 evaluate_networks,
                 inputs={
