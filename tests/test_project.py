@@ -66,6 +66,7 @@ def test_report_sections_merge_and_log_to_mlflow(
     first = ReportSectionDataset(str(report), section="ingestion", mlflow_prefix="dq.")
     second = ReportSectionDataset(str(report), section="power_mapping", mlflow_prefix="dq.")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("report-sections")  # not the one an earlier Kedro run left active
     with mlflow.start_run() as run:
         first.save({"resnet18": {"lines": 10, "ok": True, "note": "x"}})
         second.save({"resnet18": {"windows": np.int64(3), "median": float("nan")}})

@@ -77,6 +77,25 @@ def _clip_for_log(y: pd.Series, spec: dict[str, Any], shift: float, floor: float
     return clipped
 
 
+def _cv_within_rows(spec: dict[str, Any], n_rows: int, target: str) -> dict[str, Any]:
+    """``spec`` with the regressor's internal CV folds (LassoCV's ``cv``) capped at the rows
+    available: a small training set (or CV fold) must not fail the run."""
+    regressor = spec.get("regressor", {})
+    folds = regressor.get("cv")
+    if not isinstance(folds, int) or folds <= n_rows:
+        return spec
+    if n_rows < 2:
+        raise ValueError(f"'{target}': {n_rows} training row(s), too few to fit {spec}")
+    logger.warning(
+        "'%s': only %d training rows, internal CV reduced from %d to %d folds",
+        target,
+        n_rows,
+        folds,
+        n_rows,
+    )
+    return {**spec, "regressor": {**regressor, "cv": n_rows}}
+
+
 def fit_spec(
     train: pd.DataFrame, spec: dict[str, Any], target_params: dict[str, Any], random_state: int
 ) -> RegressorMixin:
@@ -86,6 +105,7 @@ def fit_spec(
     if missing:
         raise KeyError(f"Feature columns {missing} missing from the training table")
     shift = _target_shift(train, target_params)
+    spec = _cv_within_rows(spec, len(train), target)
     estimator = build_estimator(spec, random_state=random_state, target_shift=shift)
     y = _clip_for_log(train[target], spec, shift, float(target_params.get("log_floor", 1e-6)))
     # BLAS threads only oversubscribe the 2 cores. Coordinate descent at the smallest of the
