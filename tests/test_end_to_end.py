@@ -69,14 +69,25 @@ def test_metrics_models_and_mlflow_run(trained_project: Path) -> None:
             assert "rmspe" in json.dumps(metrics[layer_type][target]).lower()
         for target in ("power", "runtime"):
             assert (trained_project / "data" / "06_models" / f"{layer_type}_{target}.pkl").exists()
-    quality = json.loads((trained_project / "data" / "08_reporting" / "data_quality.json").read_text())
+    reporting = trained_project / "data" / "08_reporting"
+    quality = json.loads((reporting / "data_quality.json").read_text())
     assert {"ingestion", "power_mapping", "feature_engineering"} <= set(quality)
 
     mlflow.set_tracking_uri(f"sqlite:///{trained_project / 'mlflow.db'}")
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
-    training = [r for r in runs if "convolutional.runtime.test.rmspe" in r.data.metrics
-                or any(k.startswith("convolutional.") for k in r.data.metrics)]
-    assert len(training) == 1
+    training = [run for run in runs if run.info.run_name == "__default__"]
+    assert len(training) == 1  # one MLflow run per `kedro run`
+    run = training[0]
+    logged = run.data.metrics
+    assert logged["convolutional.runtime.rmspe"] == metrics["convolutional"]["runtime"]["rmspe"]
+    assert logged["data_quality.ingestion._summary.models_ingested"] == len(SMALL_MODELS)
+    assert "network.mean.runtime_accuracy" in logged
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    names = {model.name for model in models if model.source_run_id == run.info.run_id}
+    assert {f"{lt}_{t}" for lt in LAYER_TYPES for t in ("power", "runtime")} <= names
+    assert "prediction_model" in names
 
 
 def test_prediction_of_the_shipped_engine(trained_project: Path) -> None:
@@ -88,6 +99,6 @@ def test_prediction_of_the_shipped_engine(trained_project: Path) -> None:
     assert (modelled["runtime_prediction"] > 0).all()
     summary = pd.read_csv(output / "prediction_summary.csv").set_index("network")
     row = summary.loc["jetson_orin_resnet18"]
-    energy = (modelled["count"] * modelled["power_prediction"] * modelled["runtime_prediction"]).sum()
-    assert row["energy_mj"] == pytest.approx(energy, rel=1e-6)
+    energy = modelled["count"] * modelled["power_prediction"] * modelled["runtime_prediction"]
+    assert row["energy_mj"] == pytest.approx(energy.sum(), rel=1e-6)
     assert row["avg_power_w"] == pytest.approx(row["energy_mj"] / row["total_runtime_ms"], rel=1e-6)

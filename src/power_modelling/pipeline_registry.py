@@ -71,7 +71,7 @@ def servable(training: Pipeline) -> Pipeline:
 def register_pipelines() -> dict[str, Pipeline]:
     """``ingestion``, ``power_mapping``, ``feature_engineering``, ``modelling``,
     ``network_evaluation`` and ``prediction``; ``__default__`` is the training chain."""
-    pipelines = find_pipelines(raise_errors=False)  # TODO: True once all pipelines landed
+    pipelines = find_pipelines(raise_errors=True)
     training = sum(
         (pipelines[name] for name in DEFAULT_PIPELINES if name in pipelines), Pipeline([])
     )

@@ -99,6 +99,6 @@ def create_network_evaluation_pipeline() -> Pipeline:
                 },
                 outputs="network_metrics",
                 name="evaluate_networks",
-            )
+            ),
         ]
     )
