@@ -16,12 +16,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_RAW = PROJECT_ROOT / "data" / "01_raw" / "h200_isolated_v1"
-SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
-ENGINES_DIR = (
-    SHARED_DATASETS / "tensorrt_engines"
-    if (SHARED_DATASETS / "tensorrt_engines").exists()
-    else None
-)
+# Real TensorRT engine-inspector files (Jetson Orin, desktop GPU; Apache-2.0, see LICENSE there)
+ENGINES_DIR = Path(__file__).resolve().parent / "data" / "tensorrt_engines"
 
 # A small but real subset of the bundled H200 data: both test models of the default split that
 # are cheap (lenet, resnet18) and a few training models covering every layer type.

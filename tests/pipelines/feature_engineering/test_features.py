@@ -21,8 +21,6 @@ from power_modelling.pipelines.feature_engineering.features import (
 from power_modelling.pipelines.ingestion.engine_info import describe_layers
 from tests.conftest import BUNDLED_RAW, ENGINES_DIR
 
-needs_engines = pytest.mark.skipif(ENGINES_DIR is None, reason="no TensorRT engine files")
-
 
 def _features(path: Path) -> pd.DataFrame:
     return build_features(describe_layers(json.loads(path.read_text()), str(path)))
@@ -48,7 +46,6 @@ def _nvml_layer(layer_type: str, parameter_type: str, inp: list, out: list, **ex
     }
 
 
-@needs_engines
 def test_tensorrt_7x7_stride2_convolution() -> None:
     row = _row(
         _features(ENGINES_DIR / "desktop_onnx_resnet18_trt_engine_info.json"),
@@ -83,7 +80,6 @@ def test_tensorrt_7x7_stride2_convolution() -> None:
     )
 
 
-@needs_engines
 def test_tensorrt_3x3_stride2_max_pool_uses_window_size() -> None:
     frame = _features(ENGINES_DIR / "jetson_orin_resnet18_trt_engine_info.json")
     row = frame[frame["pooling_type"] == "MAX"].iloc[0]
@@ -111,7 +107,6 @@ def test_tensorrt_3x3_stride2_max_pool_uses_window_size() -> None:
     assert np.isnan(row["padding_0"])  # pooling has no padding feature
 
 
-@needs_engines
 def test_tensorrt_final_fully_connected_is_dense() -> None:
     frame = _features(ENGINES_DIR / "jetson_orin_resnet18_trt_engine_info.json")
     row = frame[frame["layer_type"] == "CaskGemmConvolution"].iloc[0]
@@ -134,7 +129,6 @@ def test_tensorrt_final_fully_connected_is_dense() -> None:
     assert np.isnan(row["kernel_0"])  # conv geometry is not a dense feature
 
 
-@needs_engines
 @pytest.mark.parametrize(
     ("name", "expected"),
     [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,18 +12,12 @@ import pytest
 from power_modelling.pipelines.feature_engineering.features import LAYER_CLASSES
 from tests.conftest import run_kedro
 
-UPSTREAM = ("ingestion", "power_mapping")
-upstream_ready = all(
-    importlib.util.find_spec(f"power_modelling.pipelines.{name}.pipeline") for name in UPSTREAM
-)
-
 
 @pytest.mark.integration
-@pytest.mark.skipif(not upstream_ready, reason="ingestion / power_mapping not built yet")
 def test_feature_tables_from_bundled_subset(kedro_project: Callable[..., Path]) -> None:
     project = kedro_project(("lenet", "mobilenet_v3_small", "resnet18"))
     (project / "src").mkdir(exist_ok=True)  # bootstrap_project insists on a source folder
-    for name in (*UPSTREAM, "feature_engineering"):
+    for name in ("ingestion", "power_mapping", "feature_engineering"):
         run_kedro(project, name)
     tables = {
         name: pd.read_parquet(project / "data" / "04_feature" / f"{name}.parquet")

@@ -11,7 +11,7 @@ import pytest
 from power_modelling.pipelines.ingestion.engine_info import DESCRIPTION_COLUMNS, describe_layers
 from tests.conftest import BUNDLED_RAW, ENGINES_DIR
 
-ENGINE_FILES = sorted(ENGINES_DIR.glob("*.json")) if ENGINES_DIR else []
+ENGINE_FILES = sorted(ENGINES_DIR.glob("*.json"))
 NVML_FILES = sorted(BUNDLED_RAW.glob("*/trt_profiling/trt_engine_info.json"))
 
 
@@ -39,7 +39,6 @@ def test_every_real_engine_is_described(path: Path) -> None:
     assert frame["input_dims"].map(len).ge(2).all()
 
 
-@pytest.mark.skipif(ENGINES_DIR is None, reason="no TensorRT engine files")
 def test_tensorrt_convolution_and_pooling_fields() -> None:
     path = ENGINES_DIR / "desktop_onnx_resnet18_trt_engine_info.json"
     frame = describe_layers(_load(path), str(path)).set_index("layer_name")

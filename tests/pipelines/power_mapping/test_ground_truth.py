@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pandas as pd
 import pytest
 from benchmarks.generate_jetson import generate_run, write_idle_power, write_raw_model
@@ -38,8 +36,6 @@ def test_per_layer_power_within_two_percent_of_truth(seed: int) -> None:
 
 
 def _parsers():
-    if importlib.util.find_spec("power_modelling.pipelines.ingestion.power_log") is None:
-        pytest.skip("ingestion parsers not available")
     from power_modelling.pipelines.ingestion.latency import parse_layer_latency
     from power_modelling.pipelines.ingestion.power_log import parse_power_log
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 
@@ -21,8 +20,6 @@ NO_DESCRIPTIONS = pd.DataFrame({"layer_name": [], "layer_type": []})
 @pytest.fixture(scope="module")
 def relative_differences() -> pd.Series:
     """(mapped mean power - counter power) / counter power, for every layer of every model."""
-    if importlib.util.find_spec("power_modelling.pipelines.ingestion.power_log") is None:
-        pytest.skip("ingestion parsers not available")
     from power_modelling.pipelines.ingestion.latency import parse_layer_latency
     from power_modelling.pipelines.ingestion.power_log import parse_power_log
 
