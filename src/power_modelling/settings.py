@@ -1,10 +1,14 @@
 """Kedro project settings."""
 
 import os
+import warnings
 
 # Offline-first: no usage telemetry from MLflow or DVC (kedro's own is off via .telemetry).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# kedro-mlflow's served-model wrapper has an untyped predict(); its input is checked by the
+# inference node itself, so MLflow's hint about type hints is noise in every run.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
 
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402

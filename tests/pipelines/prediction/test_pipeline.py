@@ -1,4 +1,4 @@
-"""Real Kedro runs: ``kedro run --pipeline prediction`` on engine files, and the MLflow round
+"""Real Kedro runs: ``kedro run --pipelines prediction`` on engine files, and the MLflow round
 trip (training logs the served model; it is loaded from the sqlite store and predicts)."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Build scikit-learn estimators from parameter dictionaries (``parameters_modelling.yml``).
 
-Every estimator is plain scikit-learn + NumPy (no project classes inside), so the pickles and
-the MLflow models load anywhere scikit-learn is installed. Each one starts with a
+Every estimator is scikit-learn + NumPy, plus one small project class,
+:class:`TrendResidualRegressor` (a log-linear trend with trees on its residuals; listed in
+``skops_trusted_types`` in ``catalog_modelling.yml``). Each one starts with a
 ``ColumnTransformer`` that picks its own columns from the full feature table, and any target
 transform lives inside a ``TransformedTargetRegressor``: ``.predict`` returns natural units.
 
@@ -15,8 +16,15 @@ An estimator specification (``spec``) has the keys:
 - ``scaler``: ``standard`` / ``robust`` / ``minmax`` / ``null``;
 - ``regressor``: ``{type: lasso_cv | random_forest | extra_trees | gradient_boosting, ...}``,
   the remaining keys are passed to the scikit-learn class;
+- ``trend``: optional ``{scaler, regressor}``: a (log-)linear trend fitted first on the same
+  inputs; ``regressor`` is then fitted on its residuals. Trees cannot extrapolate; with a trend
+  the prediction outside the training range follows the trend (a power law in log space) and
+  the trees only correct it inside;
 - ``log_target``: fit ``log(y + shift)`` and predict ``exp(.) - shift`` (``shift`` is given by
-  the caller: the idle power for dynamic power, i.e. the model learns total power).
+  the caller: the idle power for dynamic power, i.e. the model learns total power);
+- ``model_total_power``: overrides the target's setting for this estimator (read by the caller,
+  ``nodes.fit_spec``): ``false`` learns ``log(dynamic power)``, whose power law extrapolates,
+  where ``log(idle + dynamic)`` flattens at the idle power.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Any
 
 import numpy as np
 from numpy.polynomial.polynomial import polyval
-from sklearn.base import RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import LassoCV
@@ -46,6 +54,26 @@ REGRESSORS = {
     "gradient_boosting": GradientBoostingRegressor,
 }
 SEEDED = {"random_forest", "extra_trees", "gradient_boosting"}
+
+
+class TrendResidualRegressor(RegressorMixin, BaseEstimator):
+    """``trend`` fitted on ``y``, then ``residual`` fitted on ``y - trend.predict(X)``;
+    predicts their sum. With a linear trend on log features and a log target, the prediction
+    outside the training range follows the fitted power law, and the residual model (trees)
+    adds at most the correction of the nearest training leaf."""
+
+    def __init__(self, trend: RegressorMixin, residual: RegressorMixin) -> None:
+        self.trend = trend
+        self.residual = residual
+
+    def fit(self, X: Any, y: Any) -> TrendResidualRegressor:  # noqa: N803 (sklearn API)
+        y = np.asarray(y, dtype=float)
+        self.trend_ = clone(self.trend).fit(X, y)
+        self.residual_ = clone(self.residual).fit(X, y - self.trend_.predict(X))
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:  # noqa: N803 (sklearn API)
+        return self.trend_.predict(X) + self.residual_.predict(X)
 
 
 def required_columns(spec: dict[str, Any]) -> list[str]:
@@ -118,17 +146,38 @@ def shifted_log(shift: float) -> Pipeline:
     )
 
 
+def _scaler_step(scaler: str | None) -> list[tuple[str, Any]]:
+    if not scaler:
+        return []
+    if scaler not in SCALERS:
+        raise ValueError(f"Unknown scaler '{scaler}'; expected one of {sorted(SCALERS)}")
+    return [("scaler", SCALERS[scaler]())]
+
+
+def _scaled(trend: dict[str, Any], random_state: int) -> Pipeline:
+    """The trend of a ``trend`` spec: optional scaler, then its regressor."""
+    return Pipeline(
+        [
+            *_scaler_step(trend.get("scaler")),
+            ("regressor", build_regressor(trend["regressor"], random_state)),
+        ]
+    )
+
+
 def build_estimator(
     spec: dict[str, Any], random_state: int = 42, target_shift: float = 0.0
 ) -> RegressorMixin:
     """A fresh, unfitted estimator for ``spec`` (see the module docstring)."""
-    steps: list[tuple[str, Any]] = [("inputs", build_inputs(spec))]
-    scaler = spec.get("scaler")
-    if scaler:
-        if scaler not in SCALERS:
-            raise ValueError(f"Unknown scaler '{scaler}'; expected one of {sorted(SCALERS)}")
-        steps.append(("scaler", SCALERS[scaler]()))
-    steps.append(("regressor", build_regressor(spec["regressor"], random_state)))
+    steps: list[tuple[str, Any]] = [
+        ("inputs", build_inputs(spec)),
+        *_scaler_step(spec.get("scaler")),
+    ]
+    regressor = build_regressor(spec["regressor"], random_state)
+    if spec.get("trend"):
+        regressor = TrendResidualRegressor(
+            trend=_scaled(spec["trend"], random_state), residual=regressor
+        )
+    steps.append(("regressor", regressor))
     model = Pipeline(steps)
     if spec.get("log_target", False):
         return TransformedTargetRegressor(

@@ -60,9 +60,13 @@ def _specs(target_params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {BASELINE: target_params["baseline"], **(target_params.get("candidates") or {})}
 
 
-def _target_shift(train: pd.DataFrame, target_params: dict[str, Any]) -> float:
-    """Shift of the log target: the median idle power for ``model_total_power`` targets."""
-    if not target_params.get("model_total_power", False):
+def _target_shift(
+    train: pd.DataFrame, target_params: dict[str, Any], spec: dict[str, Any] | None = None
+) -> float:
+    """Shift of the log target: the median idle power for ``model_total_power`` targets (a
+    spec's own ``model_total_power`` overrides the target's)."""
+    total = (spec or {}).get("model_total_power", target_params.get("model_total_power", False))
+    if not total:
         return 0.0
     return float(np.nanmedian(_idle_power(train)))
 
@@ -78,22 +82,30 @@ def _clip_for_log(y: pd.Series, spec: dict[str, Any], shift: float, floor: float
 
 
 def _cv_within_rows(spec: dict[str, Any], n_rows: int, target: str) -> dict[str, Any]:
-    """``spec`` with the regressor's internal CV folds (LassoCV's ``cv``) capped at the rows
-    available: a small training set (or CV fold) must not fail the run."""
-    regressor = spec.get("regressor", {})
-    folds = regressor.get("cv")
-    if not isinstance(folds, int) or folds <= n_rows:
-        return spec
-    if n_rows < 2:
-        raise ValueError(f"'{target}': {n_rows} training row(s), too few to fit {spec}")
-    logger.warning(
-        "'%s': only %d training rows, internal CV reduced from %d to %d folds",
-        target,
-        n_rows,
-        folds,
-        n_rows,
-    )
-    return {**spec, "regressor": {**regressor, "cv": n_rows}}
+    """``spec`` with the internal CV folds (LassoCV's ``cv``) of its regressor and of its
+    ``trend`` capped at the rows available: a small training set (or CV fold) must not fail
+    the run."""
+
+    def capped(regressor: dict[str, Any]) -> dict[str, Any]:
+        folds = regressor.get("cv")
+        if not isinstance(folds, int) or folds <= n_rows:
+            return regressor
+        if n_rows < 2:
+            raise ValueError(f"'{target}': {n_rows} training row(s), too few to fit {spec}")
+        logger.warning(
+            "'%s': only %d training rows, internal CV reduced from %d to %d folds",
+            target,
+            n_rows,
+            folds,
+            n_rows,
+        )
+        return {**regressor, "cv": n_rows}
+
+    capped_spec = {**spec, "regressor": capped(spec.get("regressor", {}))}
+    if spec.get("trend"):
+        trend = spec["trend"]
+        capped_spec["trend"] = {**trend, "regressor": capped(trend.get("regressor", {}))}
+    return capped_spec
 
 
 def fit_spec(
@@ -104,7 +116,7 @@ def fit_spec(
     missing = sorted(set(required_columns(spec)) - set(train.columns))
     if missing:
         raise KeyError(f"Feature columns {missing} missing from the training table")
-    shift = _target_shift(train, target_params)
+    shift = _target_shift(train, target_params, spec)
     spec = _cv_within_rows(spec, len(train), target)
     estimator = build_estimator(spec, random_state=random_state, target_shift=shift)
     y = _clip_for_log(train[target], spec, shift, float(target_params.get("log_floor", 1e-6)))

@@ -31,7 +31,7 @@ def model_datasets() -> dict[str, str]:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``kedro run --pipeline prediction [--params predict_dataset=<folder>]``."""
+    """``kedro run --pipelines prediction [--params predict_dataset=<folder>]``."""
     return Pipeline(
         [
             Node(

@@ -205,7 +205,7 @@ def load_local_models(models_dir: str | Path) -> dict[str, Estimator]:
         raise FileNotFoundError(
             "fitted models not found: "
             + ", ".join(missing)
-            + " — run `kedro run` (or `kedro run --pipeline modelling`) first, or set "
+            + " — run `kedro run` (or `kedro run --pipelines modelling`) first, or set "
             "`prediction.model_uri` to a logged MLflow model"
         )
     return models
