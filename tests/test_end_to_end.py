@@ -4,6 +4,7 @@ subset of the bundled H200 data, with a real sqlite MLflow store."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -102,3 +103,42 @@ def test_prediction_of_the_shipped_engine(trained_project: Path) -> None:
     energy = modelled["count"] * modelled["power_prediction"] * modelled["runtime_prediction"]
     assert row["energy_mj"] == pytest.approx(energy.sum(), rel=1e-6)
     assert row["avg_power_w"] == pytest.approx(row["energy_mj"] / row["total_runtime_ms"], rel=1e-6)
+
+
+def test_jetson_dialect_dataset_selected_at_run_time(
+    kedro_project: Callable[..., Path],
+) -> None:
+    """Generated Jetson/TensorRT raw data (INA3221 mV,mA log with a truncated last line,
+    2-element latency entries, `_tensorrt.json`), picked with `raw_dataset`: ingestion →
+    power mapping → features recover every layer's true power."""
+    from benchmarks.generate_jetson import generate_run, write_idle_power, write_raw_model
+
+    project = kedro_project(models=())
+    raw = project / "data" / "01_raw" / "jetson_generated"
+    runs = {f"net{seed}": generate_run(200, 12, seed=seed) for seed in range(3)}
+    write_idle_power(raw, next(iter(runs.values())).idle_power_uw)
+    for model, run in runs.items():
+        write_raw_model(run, raw, model)
+
+    for pipeline in ("ingestion", "power_mapping", "feature_engineering"):
+        run_kedro(project, pipeline, raw_dataset="jetson_generated")
+
+    quality = json.loads((project / "data/08_reporting/data_quality.json").read_text())
+    for model, run in runs.items():
+        report = quality["ingestion"][model]
+        assert report["dialect"] == "jetson"
+        assert report["power_log"]["malformed"] == 1  # the truncated last line
+        assert report["latency"]["form"] == "2-element"
+        layerwise = pd.read_parquet(project / f"data/03_primary/layerwise/{model}.parquet")
+        assert len(layerwise) == 200 * 12  # every window kept
+        mapped = layerwise.groupby("layer_name")["layer_power_including_idle_power_micro_watt"]
+        truth = pd.Series(run.layer_power_uw)
+        relative = (mapped.mean() / truth.reindex(mapped.mean().index) - 1).abs()
+        assert relative.max() < 0.02
+    # 12 layers cycling conv, conv, pooling, GEMM conv (dense), Reformat (other): per model
+    # 6 convolutional, 2 pooling, 2 dense rows; the 2 Reformat layers are `other`
+    rows = {
+        layer_type: len(pd.read_parquet(project / f"data/04_feature/{layer_type}.parquet"))
+        for layer_type in LAYER_TYPES
+    }
+    assert rows == {"convolutional": 18, "pooling": 6, "dense": 6}

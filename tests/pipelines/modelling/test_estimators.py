@@ -1,10 +1,13 @@
 """Estimators built from parameters: a hand-checkable polynomial, transforms, pickling."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
+import yaml
 from sklearn.compose import TransformedTargetRegressor
 
 from power_modelling.pipelines.modelling.estimators import (
@@ -75,6 +78,51 @@ def test_log_target_estimator_predicts_natural_units_and_pickles():
     np.testing.assert_allclose(model.predict(_frame(a, a)), y, atol=1e-9)
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_allclose(restored.predict(_frame([4.0], [0.0])), [1.0], atol=1e-9)
+
+
+CATALOG = Path(__file__).resolve().parents[3] / "conf" / "base" / "catalog_modelling.yml"
+LASSO = {"type": "lasso_cv", "cv": 5, "max_iter": 10000, "alphas": 50, "tol": 1e-3}
+TREES = {"type": "extra_trees", "n_estimators": 50, "max_features": 1.0}
+TREND_SPEC = {
+    "features": ["a"],
+    "log_inputs": True,
+    "trend": {"scaler": "standard", "regressor": LASSO},
+    "regressor": TREES,
+    "log_target": True,
+}
+
+
+def test_trend_with_trees_on_residuals_extrapolates_a_power_law():
+    """y = 3 x^0.7 learned on x in [1e3, 1e6]: the trend carries the law outside the range,
+    where plain extra trees predict the value of the nearest training leaf."""
+    x = np.geomspace(1e3, 1e6, 80)
+    y = 3.0 * x**0.7
+    trend = build_estimator(TREND_SPEC, random_state=0).fit(_frame(x, x), y)
+    plain = build_estimator({**TREND_SPEC, "trend": None}, random_state=0).fit(_frame(x, x), y)
+    far = np.array([1e1, 1e2, 1e8])
+    relative = trend.predict(_frame(far, far)) / (3.0 * far**0.7) - 1
+    # the inputs are log1p(x): at x = 10, log1p(10) = log(11) costs 1.1^0.7 - 1 = 7 %
+    assert abs(relative[0]) < 0.08
+    assert np.all(np.abs(relative[1:]) < 0.02)
+    assert plain.predict(_frame([1e1], [1e1]))[0] > 10 * 3.0 * 10**0.7  # stuck at x = 1e3
+    # inside the range the trees still correct the trend
+    np.testing.assert_allclose(trend.predict(_frame(x, x)), y, rtol=1e-6)
+
+
+def test_trend_estimator_loads_with_the_catalogs_skops_trusted_types(tmp_path):
+    """``mlflow.sklearn`` saves with skops; loading trusts only the catalog's types."""
+    x = np.geomspace(1e3, 1e6, 40)
+    model = build_estimator(TREND_SPEC, random_state=0).fit(_frame(x, x), 3.0 * x**0.7)
+    catalog = yaml.safe_load(CATALOG.read_text())
+    trusted = catalog["{layer_type}.{target}_model_mlflow"]["save_args"]["skops_trusted_types"]
+    path = tmp_path / "model.skops"
+    skops.io.dump(model, path)
+    untrusted = set(skops.io.get_untrusted_types(file=path))
+    assert untrusted <= set(trusted), untrusted - set(trusted)
+    restored = skops.io.load(path, trusted=untrusted)
+    np.testing.assert_allclose(
+        restored.predict(_frame([10.0], [0.0])), model.predict(_frame([10.0], [0.0]))
+    )
 
 
 def test_required_columns_and_unknown_settings():
