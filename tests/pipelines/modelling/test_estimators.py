@@ -81,7 +81,7 @@ def test_log_target_estimator_predicts_natural_units_and_pickles():
 
 
 CATALOG = Path(__file__).resolve().parents[3] / "conf" / "base" / "catalog_modelling.yml"
-LASSO = {"type": "lasso_cv", "cv": 5, "max_iter": 10000, "alphas": 50, "tol": 1e-3}
+LASSO = {"type": "lasso_cv", "cv": 5, "max_iter": 10000, "alphas": 50, "tol": 1e-6}
 TREES = {"type": "extra_trees", "n_estimators": 50, "max_features": 1.0}
 TREND_SPEC = {
     "features": ["a"],

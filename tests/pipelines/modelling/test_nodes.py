@@ -7,6 +7,7 @@ from power_modelling.pipelines.modelling.nodes import (
     cross_validate_candidates,
     fit_baseline_model,
     fit_selected_model,
+    fit_spec,
     plot_predicted_vs_measured,
     plot_test_model_bars,
     predict_test_set,
@@ -81,3 +82,23 @@ def test_evaluation_is_deterministic_and_complete(conv_table):
     assert metrics["runtime"]["rmspe"] < 20  # runtime follows the FLOPs closely
     figures = plot_test_model_bars(predictions) + plot_predicted_vs_measured(predictions)
     assert len(figures) == 6
+
+
+def test_trend_candidate_learns_dynamic_power_with_capped_inner_folds(conv_table):
+    """A spec's ``model_total_power: false`` overrides the target's (no idle shift), and the
+    trend's LassoCV folds are capped at the rows like the regressor's."""
+    params = small_target_params("power")
+    spec = {
+        "features": ["flops", "input_bytes"],
+        "log_inputs": True,
+        "trend": {"scaler": "standard", "regressor": {"type": "lasso_cv", "cv": 50}},
+        "regressor": {"type": "extra_trees", "n_estimators": 5},
+        "log_target": True,
+        "model_total_power": False,
+    }
+    rows = conv_table[conv_table["power"].notna()].iloc[:20]
+    model = fit_spec(rows, spec, params, random_state=0)
+    assert model.transformer_.named_steps["shift"].kw_args == {"c": [0.0, 1.0]}
+    trend = model.regressor_.named_steps["regressor"].trend_
+    assert trend.named_steps["regressor"].cv == 20
+    np.testing.assert_allclose(model.predict(rows), rows["power"], rtol=0.1)  # repeated inputs
