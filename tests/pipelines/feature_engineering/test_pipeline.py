@@ -16,7 +16,6 @@ from tests.conftest import run_kedro
 @pytest.mark.integration
 def test_feature_tables_from_bundled_subset(kedro_project: Callable[..., Path]) -> None:
     project = kedro_project(("lenet", "mobilenet_v3_small", "resnet18"))
-    (project / "src").mkdir(exist_ok=True)  # bootstrap_project insists on a source folder
     for name in ("ingestion", "power_mapping", "feature_engineering"):
         run_kedro(project, name)
     tables = {

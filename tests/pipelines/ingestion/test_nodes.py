@@ -174,7 +174,6 @@ def test_idle_power_must_be_there():
 @pytest.mark.integration
 def test_kedro_run_writes_all_partitions(kedro_project):
     project = kedro_project(("lenet", "resnet18"))
-    (project / "src").mkdir(exist_ok=True)  # bootstrap_project insists on a source folder
     run_kedro(project, "ingestion")
     out = project / "data" / "02_intermediate"
     for table in ("power_samples", "layer_windows", "layer_descriptions"):

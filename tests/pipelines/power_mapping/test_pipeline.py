@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 
 from power_modelling.pipelines.power_mapping.mapping import LAYERWISE_COLUMNS
-from tests.conftest import run_kedro as _run_kedro
-
-
-def run_kedro(project: Path, pipeline: str) -> None:
-    """``run_kedro``, then end the MLflow run kedro-mlflow leaves active (a second session in
-    the same process would log into it)."""
-    _run_kedro(project, pipeline)
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
+from tests.conftest import run_kedro
 
 
 @pytest.mark.integration
 def test_power_mapping_run_writes_layerwise_and_quality_section(kedro_project) -> None:
     project = kedro_project(("lenet",))
-    (project / "src").mkdir(exist_ok=True)  # bootstrap_project insists on it
     run_kedro(project, "ingestion")
     stale = project / "data" / "03_primary" / "layerwise" / "removed_model.parquet"
     stale.parent.mkdir(parents=True)

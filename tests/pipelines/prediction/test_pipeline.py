@@ -18,7 +18,7 @@ from power_modelling import pipeline_registry
 from power_modelling.pipelines.ingestion.engine_info import describe_layers
 from power_modelling.pipelines.prediction.pipeline import model_datasets
 from power_modelling.pipelines.prediction.predictor import predict_layers
-from tests.conftest import run_kedro as _run_kedro
+from tests.conftest import run_kedro
 from tests.pipelines.prediction.standins import (
     TINY_ENERGY_MJ,
     TINY_RUNTIME_MS,
@@ -31,22 +31,6 @@ pytestmark = pytest.mark.integration
 
 SHIPPED = "jetson_orin_resnet18"
 IDLE_W = 121.0
-
-
-def run_kedro(project: Path, pipeline: str | None = None, **runtime_params: object) -> None:
-    """``run_kedro``, then close the MLflow run it leaves active: kedro-mlflow re-enters the
-    run before every node (``nested: True``) and ends it once, so a second session in the same
-    process would log into the first one's run."""
-    _run_kedro(project, pipeline, **runtime_params)
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-
-
-def _project(kedro_project: Callable[..., Path], models: tuple[str, ...] = ()) -> Path:
-    """``kedro_project`` copy (with the ``src/`` folder ``bootstrap_project`` insists on)."""
-    project = kedro_project(models=models)
-    (project / "src").mkdir(exist_ok=True)
-    return project
 
 
 def _write_models(project: Path) -> None:
@@ -65,7 +49,7 @@ def _write_idle_power(project: Path) -> None:
 @pytest.fixture
 def predict_project(kedro_project: Callable[..., Path]) -> Path:
     """A project copy with the shipped engine, a tiny engine, three bad files and models."""
-    project = _project(kedro_project)
+    project = kedro_project(models=())
     folder = project / "data" / "01_raw" / "predict"
     (folder / "tiny.json").write_text(json.dumps(tiny_engine()))
     (folder / "not_json.json").write_text("Layers: conv1, conv2\n")
@@ -130,7 +114,7 @@ def test_idle_power_from_ingestion_or_parameter_adds_total_power(predict_project
 def test_a_raw_dataset_predicts_every_model_folders_engine(
     kedro_project: Callable[..., Path],
 ) -> None:
-    project = _project(kedro_project, ("lenet", "resnet18"))
+    project = kedro_project(models=("lenet", "resnet18"))
     _write_models(project)
     run_kedro(project, "prediction", predict_dataset="h200_isolated_v1")
     output = project / "data" / "07_model_output"
