@@ -81,3 +81,28 @@ def test_report_sections_merge_and_log_to_mlflow(
     assert metrics["dq.ingestion.resnet18.ok"] == 1.0
     assert metrics["dq.power_mapping.resnet18.windows"] == 3.0
     assert "dq.power_mapping.resnet18.median" not in metrics  # NaN is not logged
+
+
+def test_modelling_is_one_template_in_three_namespaces_with_layered_catalog() -> None:
+    """What kedro-viz shows: three collapsible namespaces, datasets on the data layers."""
+    bootstrap_project(PROJECT_ROOT)
+    from power_modelling.pipeline_registry import register_pipelines
+
+    default = register_pipelines()["__default__"]
+    namespaces = {node.namespace for node in default.nodes} - {None}
+    assert namespaces == {"convolutional", "pooling", "dense"}
+    per_namespace = {
+        ns: sorted(n.name.split(".", 1)[1] for n in default.nodes if n.namespace == ns)
+        for ns in namespaces
+    }
+    assert per_namespace["convolutional"] == per_namespace["pooling"] == per_namespace["dense"]
+
+    catalog = _config_loader()["catalog"]
+    layer = {
+        name: entry.get("metadata", {}).get("kedro-viz", {}).get("layer")
+        for name, entry in catalog.items()
+    }
+    assert layer["raw_measurement_files"] == "raw"
+    assert layer["layerwise"] == "primary"
+    assert layer["{layer_type}.model_input_{split}"] == "model_input"
+    assert layer["{layer_type}.{target}_model"] == "models"
