@@ -46,8 +46,14 @@ class ReportSectionDataset(AbstractDataset[dict, dict]):
     """
 
     def __init__(
-        self, filepath: str, section: str, mlflow_prefix: str = "", log_to_mlflow: bool = True
+        self,
+        filepath: str,
+        section: str,
+        mlflow_prefix: str = "",
+        log_to_mlflow: bool = True,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
+        self.metadata = metadata  # e.g. the kedro-viz layer; not used by the dataset itself
         self._filepath = Path(filepath)
         self._section = section
         self._mlflow_prefix = mlflow_prefix

@@ -8,7 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from power_modelling.pipelines.ingestion.nodes import build_report, ingest_models, read_idle_power
+from power_modelling.pipelines.ingestion.nodes import (
+    build_report,
+    ingest_models,
+    read_idle_power,
+    report_models,
+)
 from tests.conftest import run_kedro
 
 PARAMS = {"max_reported_lines": 5, "max_reported_names": 50}
@@ -74,6 +79,13 @@ def _loaders(files: dict[str, bytes]) -> dict:
     return {path: (lambda content=content: content) for path, content in files.items()}
 
 
+def _ingest(files: dict[str, bytes]) -> tuple[dict, dict, dict, dict, dict]:
+    """Both nodes as the pipeline runs them, every partition loader called."""
+    reports = report_models(_loaders(files), "fixture", PARAMS)
+    tables = ingest_models(_loaders(files), "fixture", PARAMS, reports)
+    return (*({m: load() for m, load in table.items()} for table in tables), reports)
+
+
 def test_both_dialects_and_every_bad_model_case(caplog):
     files = {**_jetson_files("jet"), **_nvml_files("nv")}
     files["idling_power.json"] = b'{"avg_idle_power": 4234560.5, "unit": "microwatt"}'
@@ -86,9 +98,7 @@ def test_both_dialects_and_every_bad_model_case(caplog):
     old["old/trt_profiling/trt_layer_latency.json"] = b'{"conv1": [0.01, 0.02]}'
     files.update({**missing, **broken, **old})
 
-    power, windows, descriptions, metadata, reports = ingest_models(
-        _loaders(files), "fixture", PARAMS
-    )
+    power, windows, descriptions, metadata, reports = _ingest(files)
 
     assert sorted(power) == ["jet", "nv", "old"]
     assert power["jet"]["power_uw"].tolist() == [5_000_000.0, 6_000_000.0]
@@ -152,7 +162,7 @@ def test_both_dialects_and_every_bad_model_case(caplog):
 def test_missing_metadata_names_both_accepted_files():
     files = {**_nvml_files("m"), **_nvml_files("ok")}
     del files["m/m_benchmark.json"]
-    *_, reports = ingest_models(_loaders(files), "fixture", PARAMS)
+    *_, reports = _ingest(files)
     assert reports["m"]["reason"] == (
         "data/01_raw/fixture/m: missing m_tensorrt.json or m_benchmark.json"
     )
@@ -160,10 +170,64 @@ def test_missing_metadata_names_both_accepted_files():
 
 def test_zero_usable_models_fails_with_one_clear_message():
     with pytest.raises(ValueError) as error:
-        ingest_models({}, "empty_set", PARAMS)
+        report_models({}, "empty_set", PARAMS)
     assert str(error.value).startswith(
         "No usable model run in data/01_raw/empty_set (0 model folder(s) found)"
     )
+
+
+def test_zero_usable_models_among_several_fails_too():
+    files = _nvml_files("a")
+    del files["a/a_benchmark.json"]
+    with pytest.raises(ValueError, match=r"No usable model run in data/01_raw/f \(1 model"):
+        report_models(_loaders(files), "f", PARAMS)
+
+
+def test_partitions_are_lazy_and_each_loader_reads_only_its_files(caplog):
+    files = {**_jetson_files("jet"), **_nvml_files("nv")}
+    files["jet/jet_power_log.log"] = f"{TS2},5000.0,1200.0\n{TS1},5000.0,1000.0\n\n".encode()
+    broken = _nvml_files("broken")
+    broken["broken/trt_profiling/trt_layer_latency.json"] = b"[1, 2]"
+    files.update(broken)
+    reads: list[str] = []
+
+    def counting(path: str, content: bytes):
+        def load() -> bytes:
+            reads.append(path)
+            return content
+
+        return load
+
+    raw = {path: counting(path, content) for path, content in files.items()}
+    reports = report_models(raw, "fixture", PARAMS)
+    assert reports["broken"]["skipped"]
+    reads.clear()
+    caplog.clear()
+
+    tables = ingest_models(raw, "fixture", PARAMS, reports)
+    assert reads == []  # nothing parsed yet
+    for table in tables:
+        assert sorted(table) == ["jet", "nv"]  # the skipped model gets no partition
+        assert all(callable(load) for load in table.values())
+
+    power, windows, descriptions, metadata = tables
+    expected = [
+        (power, "jet", ["jet/jet_power_log.log"]),
+        (windows, "jet", ["jet/trt_profiling/trt_layer_latency.json"]),
+        (descriptions, "nv", ["nv/trt_profiling/trt_engine_info.json"]),
+        (metadata, "nv", ["nv/nv_benchmark.json", "nv/layer_energy.json"]),
+        (metadata, "jet", ["jet/jet_tensorrt.json"]),
+    ]
+    for table, model, paths in expected:
+        reads.clear()
+        table[model]()
+        assert reads == paths
+
+    samples = power["jet"]()
+    assert samples["timestamp"].is_monotonic_increasing  # out-of-order log sorted
+    assert samples["power_uw"].tolist() == [5_000_000.0, 6_000_000.0]
+    assert metadata["nv"]()["dialect"] == "nvml" and metadata["jet"]()["has_power_windows"]
+    assert caplog.text == ""  # the parsers' findings were logged once, by report_models
 
 
 def test_idle_power_must_be_there():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -31,15 +33,7 @@ class ModelSkipped(Exception):
     """A model run that cannot be ingested; the message names the path and the problem."""
 
 
-@dataclass
-class ModelTables:
-    """Everything ingestion produces for one model run."""
-
-    power_samples: pd.DataFrame
-    layer_windows: pd.DataFrame
-    layer_descriptions: pd.DataFrame
-    run_metadata: dict
-    report: dict = field(default_factory=dict)
+Table = Callable[[], Any]
 
 
 def read_idle_power(raw_files: dict[str, Loader], raw_dataset: str) -> dict[str, Any]:
@@ -55,51 +49,77 @@ def read_idle_power(raw_files: dict[str, Loader], raw_dataset: str) -> dict[str,
     return idle_power(record, source)
 
 
-def ingest_models(
+def report_models(
     raw_files: dict[str, Loader], raw_dataset: str, params: dict
-) -> tuple[dict, dict, dict, dict, dict]:
-    """Parse every model run of the raw folder → (power_samples, layer_windows,
-    layer_descriptions, run_metadata, per-model reports). Unusable models are skipped and
-    reported; no usable model at all is an error naming the raw folder."""
+) -> dict[str, dict[str, Any]]:
+    """Check and parse every model run of the raw folder, one at a time, → per-model reports.
+
+    Decides which models are usable (``ingest_models`` writes only those) and logs every
+    finding; the parsed tables are discarded. Unusable models are skipped and reported as
+    ``{"skipped": true, "reason": ...}``; no usable model at all is an error naming the raw
+    folder."""
     raw_dir = f"{RAW_ROOT}/{raw_dataset}"
-    ingested: dict[str, ModelTables] = {}
     reports: dict[str, dict] = {}
     models = group_by_model(raw_files)
     for number, (model, files) in enumerate(models.items(), start=1):
         logger.info("Ingesting %s (%d/%d)", model, number, len(models))
         try:
-            ingested[model] = ingest_model(model, files, f"{raw_dir}/{model}", params)
-            reports[model] = ingested[model].report
+            reports[model] = report_model(model, files, f"{raw_dir}/{model}", params)
         except ModelSkipped as skipped:
             logger.error("Skipping model %s: %s", model, skipped)
             reports[model] = {"skipped": True, "reason": str(skipped)}
-    if not ingested:
+    if all(report.get("skipped") for report in reports.values()):
         raise ValueError(
             f"No usable model run in {raw_dir} ({len(models)} model folder(s) found): "
             "see the errors above and docs/ingestion.md"
         )
-    return (
-        {m: t.power_samples for m, t in ingested.items()},
-        {m: t.layer_windows for m, t in ingested.items()},
-        {m: t.layer_descriptions for m, t in ingested.items()},
-        {m: t.run_metadata for m, t in ingested.items()},
-        reports,
-    )
+    return reports
 
 
-def ingest_model(model: str, files: dict[str, Loader], folder: str, params: dict) -> ModelTables:
-    """Parse one model run; raises ``ModelSkipped`` when a required file is missing or
-    unreadable."""
+def ingest_models(
+    raw_files: dict[str, Loader],
+    raw_dataset: str,
+    params: dict,
+    model_reports: dict[str, dict[str, Any]],
+) -> tuple[dict[str, Table], dict[str, Table], dict[str, Table], dict[str, Table]]:
+    """The usable models' (power_samples, layer_windows, layer_descriptions, run_metadata)
+    partitions, as loaders Kedro calls one at a time while saving.
+
+    Each loader reads and parses only the raw file(s) its table needs, so one model's table
+    is in memory at a time. The parsers' findings were logged by ``report_models``; the
+    loaders parse quietly. Dialect and ``has_power_windows`` come from ``model_reports``."""
+    raw_dir = f"{RAW_ROOT}/{raw_dataset}"
+    max_lines = int(params.get("max_reported_lines", 5))
+    tables: tuple[dict[str, Table], ...] = ({}, {}, {}, {})
+    for model, files in group_by_model(raw_files).items():
+        report = model_reports.get(model)
+        if report is None or report.get("skipped"):
+            continue
+        folder = f"{raw_dir}/{model}"
+        found, _ = required_files(model, files)
+        loaders = (
+            partial(_power_samples, files, found, folder, max_lines),
+            partial(_layer_windows, files, found, folder, max_lines),
+            partial(_layer_descriptions, files, found, folder),
+            partial(_run_metadata, model, files, found, report),
+        )
+        for partitions, loader in zip(tables, loaders, strict=True):
+            partitions[model] = loader
+    power_samples, layer_windows, layer_descriptions, metadata = tables
+    return power_samples, layer_windows, layer_descriptions, metadata
+
+
+def report_model(model: str, files: dict[str, Loader], folder: str, params: dict) -> dict:
+    """Check and parse one model run → its report (the tables are discarded); raises
+    ``ModelSkipped`` when a required file is missing or unreadable."""
     found, missing = required_files(model, files)
     if missing:
         raise ModelSkipped(f"{folder}: missing {', '.join(missing)}")
     max_lines = int(params.get("max_reported_lines", 5))
 
-    power, power_report = parse_power_log(
+    _, power_report = parse_power_log(
         files[found["power_log"]](), f"{folder}/{found['power_log']}", max_lines
     )
-    if power_report["out_of_order_samples"]:
-        power = power.sort_values("timestamp", kind="stable", ignore_index=True)
     try:
         windows, latency_report = parse_layer_latency(
             files[found["latency"]](), f"{folder}/{found['latency']}", max_lines
@@ -107,19 +127,19 @@ def ingest_model(model: str, files: dict[str, Loader], folder: str, params: dict
     except LatencyFileError as exc:
         raise ModelSkipped(str(exc)) from exc
     engine = _read_json(files, found["engine_info"], folder)
-    metadata = _read_json(files, found["metadata"], folder)
+    _read_json(files, found["metadata"], folder)
     try:
         descriptions = describe_layers(engine, f"{folder}/{found['engine_info']}")
     except (ValueError, TypeError, KeyError) as exc:
         raise ModelSkipped(f"{folder}/{found['engine_info']}: {exc}") from exc
-    layer_energy = _read_optional_json(files, LAYER_ENERGY_FILE, folder)
+    del engine
+    _read_optional_json(files, LAYER_ENERGY_FILE, folder)
 
     dialect, dialect_notes = _dialect(found["metadata"], power_report, latency_report)
-    has_windows = bool(latency_report["has_power_windows"])
-    report = {
+    return {
         "dialect": dialect,
         "dialect_notes": dialect_notes,
-        "has_power_windows": has_windows,
+        "has_power_windows": bool(latency_report["has_power_windows"]),
         "power_log": power_report,
         "latency": latency_report,
         "layers": _layer_cross_check(
@@ -127,9 +147,6 @@ def ingest_model(model: str, files: dict[str, Loader], folder: str, params: dict
         ),
         "engine_layers": len(descriptions),
     }
-    windows = windows.assign(layer_name=windows["layer_name"].astype(str))
-    meta = run_metadata(model, dialect, has_windows, metadata, layer_energy)
-    return ModelTables(power, windows, descriptions, meta, report)
 
 
 def build_report(model_reports: dict[str, dict], idle: dict[str, Any]) -> dict[str, Any]:
@@ -148,6 +165,62 @@ def build_report(model_reports: dict[str, dict], idle: dict[str, Any]) -> dict[s
         ),
     }
     return {"_summary": summary, **model_reports}
+
+
+@contextmanager
+def _quiet_parsers() -> Iterator[None]:
+    """Mute the parsers' own logging (their findings were logged once, by report_models)."""
+    loggers = [logging.getLogger(f.__module__) for f in (parse_power_log, parse_layer_latency)]
+    disabled = [log.disabled for log in loggers]
+    for log in loggers:
+        log.disabled = True
+    try:
+        yield
+    finally:
+        for log, was in zip(loggers, disabled, strict=True):
+            log.disabled = was
+
+
+def _power_samples(
+    files: dict[str, Loader], found: dict[str, str], folder: str, max_lines: int
+) -> pd.DataFrame:
+    with _quiet_parsers():
+        power, report = parse_power_log(
+            files[found["power_log"]](), f"{folder}/{found['power_log']}", max_lines
+        )
+    if report["out_of_order_samples"]:
+        power = power.sort_values("timestamp", kind="stable", ignore_index=True)
+    return power
+
+
+def _layer_windows(
+    files: dict[str, Loader], found: dict[str, str], folder: str, max_lines: int
+) -> pd.DataFrame:
+    with _quiet_parsers():
+        windows, _ = parse_layer_latency(
+            files[found["latency"]](), f"{folder}/{found['latency']}", max_lines
+        )
+    return windows.assign(layer_name=windows["layer_name"].astype(str))
+
+
+def _layer_descriptions(
+    files: dict[str, Loader], found: dict[str, str], folder: str
+) -> pd.DataFrame:
+    engine = json.loads(files[found["engine_info"]]())
+    return describe_layers(engine, f"{folder}/{found['engine_info']}")
+
+
+def _run_metadata(
+    model: str, files: dict[str, Loader], found: dict[str, str], report: dict[str, Any]
+) -> dict:
+    metadata = json.loads(files[found["metadata"]]())
+    layer_energy = None
+    if LAYER_ENERGY_FILE in files:  # optional; report_models warned if it is unreadable
+        with suppress(json.JSONDecodeError, UnicodeDecodeError):
+            layer_energy = json.loads(files[LAYER_ENERGY_FILE]())
+    return run_metadata(
+        model, report["dialect"], report["has_power_windows"], metadata, layer_energy
+    )
 
 
 def _read_json(files: dict[str, Loader], path: str, folder: str) -> Any:

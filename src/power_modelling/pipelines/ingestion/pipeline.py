@@ -2,29 +2,41 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from power_modelling.pipelines.ingestion.nodes import build_report, ingest_models, read_idle_power
+from power_modelling.pipelines.ingestion.nodes import (
+    build_report,
+    ingest_models,
+    read_idle_power,
+    report_models,
+)
+
+_RAW = ["raw_measurement_files", "params:raw_dataset"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Raw folder (``raw_dataset``) → 02_intermediate partitions + data-quality section."""
+    """Raw folder (``raw_dataset``) → 02_intermediate partitions + data-quality section.
+
+    ``report_models`` checks and parses the models one at a time (and fails when none is
+    usable); ``ingest_models`` then returns one loader per usable model and table, which
+    Kedro calls one at a time while saving the partitions.
+    """
     return pipeline(
         [
             node(
                 read_idle_power,
-                inputs=["raw_measurement_files", "params:raw_dataset"],
+                inputs=_RAW,
                 outputs="idle_power",
                 name="read_idle_power",
             ),
             node(
+                report_models,
+                inputs=[*_RAW, "params:ingestion"],
+                outputs="ingestion_model_reports",
+                name="report_ingestion_models",
+            ),
+            node(
                 ingest_models,
-                inputs=["raw_measurement_files", "params:raw_dataset", "params:ingestion"],
-                outputs=[
-                    "power_samples",
-                    "layer_windows",
-                    "layer_descriptions",
-                    "run_metadata",
-                    "ingestion_model_reports",
-                ],
+                inputs=[*_RAW, "params:ingestion", "ingestion_model_reports"],
+                outputs=["power_samples", "layer_windows", "layer_descriptions", "run_metadata"],
                 name="ingest_models",
             ),
             node(
