@@ -261,8 +261,9 @@ def _layer_cross_check(
     """Layers timed but not described, and described but not timed (names and counts)."""
     timed = list(windows["layer_name"].cat.categories)
     described = descriptions["layer_name"].astype(str).tolist()
-    not_described = [name for name in timed if name not in set(described)]
-    not_timed = [name for name in described if name not in set(timed)]
+    described_set, timed_set = set(described), set(timed)
+    not_described = [name for name in timed if name not in described_set]
+    not_timed = [name for name in described if name not in timed_set]
     for names, what in ((not_described, "not in the engine info"), (not_timed, "never timed")):
         if names:
             logger.warning("%s: %d layer(s) %s: %s", folder, len(names), what, names[:max_names])
