@@ -40,11 +40,11 @@ viz: install
 mlflow-ui: install
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
-data-add: install  # make data-add DATASET=my_jetson_data
-	$(VENV)/bin/python -m power_modelling.data_versioning add $(DATASET)
+data-add: install  # make data-add DATASET=my_jetson_data  (= kedro data add)
+	$(VENV)/bin/kedro data add $(DATASET)
 
-data-pull: install
-	$(VENV)/bin/python -m power_modelling.data_versioning pull
+data-pull: install  # every DVC-tracked raw dataset (= kedro data pull)
+	$(VENV)/bin/kedro data pull
 
 clean:
 	rm -rf data/0[2-8]_*/* mlflow.db mlruns

@@ -83,6 +83,8 @@ def test_metrics_models_and_mlflow_run(trained_project: Path) -> None:
     assert logged["convolutional.runtime.rmspe"] == metrics["convolutional"]["runtime"]["rmspe"]
     assert logged["data_quality.ingestion._summary.models_ingested"] == len(SMALL_MODELS)
     assert "network.mean.runtime_accuracy" in logged
+    assert run.data.tags["raw_dataset"] == "h200_isolated_v1"  # the data it was trained on
+    assert run.data.tags["raw_dataset.versioning"] == "unversioned"  # the copy is not in git
     models = mlflow.search_logged_models(
         experiment_ids=[run.info.experiment_id], output_format="list"
     )
@@ -122,6 +124,14 @@ def test_jetson_dialect_dataset_selected_at_run_time(
 
     for pipeline in ("ingestion", "power_mapping", "feature_engineering"):
         run_kedro(project, pipeline, raw_dataset="jetson_generated")
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs_by_pipeline = {
+        r.info.run_name: r.data.tags
+        for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+    }
+    # later runs name the dataset their inputs were ingested from, not the default one
+    assert runs_by_pipeline["feature_engineering"]["raw_dataset"] == "jetson_generated"
 
     quality = json.loads((project / "data/08_reporting/data_quality.json").read_text())
     for model, run in runs.items():

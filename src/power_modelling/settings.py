@@ -13,9 +13,9 @@ warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` me
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
-from power_modelling.hooks import DataQualityMlflowHook  # noqa: E402
+from power_modelling.hooks import DataQualityMlflowHook, DataVersionMlflowHook  # noqa: E402
 
-HOOKS = (DataQualityMlflowHook(),)
+HOOKS = (DataQualityMlflowHook(), DataVersionMlflowHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

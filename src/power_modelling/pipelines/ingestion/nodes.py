@@ -49,6 +49,23 @@ def read_idle_power(raw_files: dict[str, Loader], raw_dataset: str) -> dict[str,
     return idle_power(record, source)
 
 
+def record_data_version(version: dict[str, str], raw_dataset: str) -> dict[str, str]:
+    """Keep the raw folder's version (DVC hash or git commit) with the ingested tables, so runs
+    that start later (``--pipelines modelling``) still know which data they were trained on."""
+    if version.get("raw_dataset") != raw_dataset:
+        raise ValueError(
+            f"raw_data_version describes {version.get('raw_dataset')!r}, but raw_dataset is "
+            f"{raw_dataset!r}: both must come from the same runtime parameter"
+        )
+    identity = version.get("raw_dataset.dvc_md5") or version.get("raw_dataset.git_commit")
+    logger.info(
+        "Raw dataset %s: %s %s", raw_dataset, version.get("raw_dataset.versioning"), identity or ""
+    )
+    if version.get("raw_dataset.git_dirty") == "true":
+        logger.warning("%s/%s has uncommitted changes since %s", RAW_ROOT, raw_dataset, identity)
+    return version
+
+
 def report_models(
     raw_files: dict[str, Loader], raw_dataset: str, params: dict
 ) -> dict[str, dict[str, Any]]:

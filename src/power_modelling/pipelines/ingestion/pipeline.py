@@ -6,6 +6,7 @@ from power_modelling.pipelines.ingestion.nodes import (
     build_report,
     ingest_models,
     read_idle_power,
+    record_data_version,
     report_models,
 )
 
@@ -38,6 +39,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[*_RAW, "params:ingestion", "ingestion_model_reports"],
                 outputs=["power_samples", "layer_windows", "layer_descriptions", "run_metadata"],
                 name="ingest_models",
+            ),
+            node(
+                record_data_version,
+                inputs=["raw_data_version", "params:raw_dataset"],
+                outputs="ingested_data_version",
+                name="record_raw_data_version",
             ),
             node(
                 build_report,
