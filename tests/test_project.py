@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -31,6 +32,34 @@ def test_raw_dataset_defaults_to_bundled_data_and_is_overridable() -> None:
     overridden = _config_loader(raw_dataset="my_jetson_data")["parameters"]["raw_dataset"]
     assert overridden == "my_jetson_data"
     assert (PROJECT_ROOT / "data" / "01_raw" / "h200_isolated_v1" / "idling_power.json").exists()
+
+
+def test_local_globals_move_parameter_and_catalog_together(tmp_path: Path) -> None:
+    """One default per dataset folder: conf/local/globals.yml moves the parameter and every
+    catalog entry that reads the folder; --params still wins."""
+    conf = tmp_path / "conf"
+    shutil.copytree(PROJECT_ROOT / "conf", conf)
+    (conf / "local").mkdir(exist_ok=True)
+    (conf / "local" / "globals.yml").write_text("raw_dataset: orin\npredict_dataset: engines\n")
+
+    def resolved(**runtime_params: object) -> tuple[str, ...]:
+        loader = OmegaConfigLoader(
+            conf_source=str(conf),
+            runtime_params=runtime_params or None,
+            **settings.CONFIG_LOADER_ARGS,
+        )
+        params, catalog = loader["parameters"], loader["catalog"]
+        return (
+            params["raw_dataset"],
+            catalog["raw_measurement_files"]["path"],
+            catalog["raw_data_version"]["dataset"],
+            params["predict_dataset"],
+            catalog["prediction_engines"]["path"],
+        )
+
+    bootstrap_project(PROJECT_ROOT)
+    assert resolved() == ("orin", "data/01_raw/orin", "orin", "engines", "data/01_raw/engines")
+    assert resolved(raw_dataset="x")[:3] == ("x", "data/01_raw/x", "x")
 
 
 def test_mlflow_defaults_to_sqlite_and_follows_the_environment(

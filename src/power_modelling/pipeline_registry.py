@@ -81,7 +81,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         pipelines["__default__"] = training
         return pipelines
     evaluation = create_network_evaluation_pipeline()
-    pipelines["network_evaluation"] = evaluation
     pipelines["modelling"] = servable(pipelines["modelling"] + evaluation)
     pipelines["__default__"] = servable(training + evaluation)
     return pipelines

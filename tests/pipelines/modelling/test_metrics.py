@@ -47,3 +47,14 @@ def test_no_usable_rows_gives_nan_not_an_error():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         regression_metrics([1.0, 2.0], [1.0])
+
+
+def test_selection_loss_orders_every_metric_as_smaller_is_better():
+    from power_modelling.pipelines.modelling.metrics import selection_loss
+
+    assert selection_loss("rmspe", 5.0) < selection_loss("rmspe", 6.0)
+    assert selection_loss("r2", 0.9) < selection_loss("r2", 0.5)
+    assert selection_loss("within_10pct", 0.8) < selection_loss("within_10pct", 0.2)
+    assert selection_loss("r2", float("nan")) == float("inf")
+    with pytest.raises(ValueError, match="not one of"):
+        selection_loss("accuracy", 1.0)

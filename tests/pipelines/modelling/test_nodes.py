@@ -102,3 +102,23 @@ def test_trend_candidate_learns_dynamic_power_with_capped_inner_folds(conv_table
     trend = model.regressor_.named_steps["regressor"].trend_
     assert trend.named_steps["regressor"].cv == 20
     np.testing.assert_allclose(model.predict(rows), rows["power"], rtol=0.1)  # repeated inputs
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ({"target": "power_total", "metric": "rmsle"}, "selection.metric 'rmsle'"),
+        ({"target": "runtime", "metric": "rmspe"}, "selection.target 'runtime'"),
+    ],
+)
+def test_selection_must_name_a_scored_target_and_known_metric(conv_table, selection, message):
+    params = {**small_target_params("power"), "selection": selection}
+    with pytest.raises(ValueError, match=message):
+        cross_validate_candidates(conv_table, params, EVALUATION)
+
+
+def test_selection_by_a_higher_is_better_metric_picks_the_highest(conv_table):
+    params = {**small_target_params("power"), "selection": {"target": "power", "metric": "r2"}}
+    report = cross_validate_candidates(conv_table, params, EVALUATION)
+    r2 = {name: c["power"]["r2"] for name, c in report["candidates"].items()}
+    assert r2[report["selected"]] == max(r2.values())

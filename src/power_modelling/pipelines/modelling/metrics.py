@@ -7,6 +7,19 @@ import numpy.typing as npt
 
 ArrayLike = npt.ArrayLike
 
+#: Metrics ``selection.metric`` may name; larger is better for the last two.
+SELECTION_METRICS = ("rmspe", "mape", "rmse", "mae", "r2", "within_10pct")
+HIGHER_IS_BETTER = frozenset({"r2", "within_10pct"})
+
+
+def selection_loss(metric: str, value: float) -> float:
+    """``value`` of ``metric`` as a loss (smaller is better; NaN is the worst)."""
+    if metric not in SELECTION_METRICS:
+        raise ValueError(f"selection.metric '{metric}' is not one of {SELECTION_METRICS}")
+    if not np.isfinite(value):
+        return np.inf
+    return -value if metric in HIGHER_IS_BETTER else value
+
 
 def regression_metrics(
     y_true: ArrayLike, y_pred: ArrayLike, percentage_floor: float = 0.0

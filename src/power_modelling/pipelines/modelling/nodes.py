@@ -25,7 +25,11 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from power_modelling.pipelines.modelling.estimators import build_estimator, required_columns
-from power_modelling.pipelines.modelling.metrics import regression_metrics
+from power_modelling.pipelines.modelling.metrics import (
+    SELECTION_METRICS,
+    regression_metrics,
+    selection_loss,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -149,17 +153,35 @@ def _score(frame: pd.DataFrame, predicted: np.ndarray, target: str, floors: dict
     return scores
 
 
+def _checked_selection(target: str, selection: dict[str, str]) -> dict[str, str]:
+    """``selection`` ({target, metric}) when it names a scored target and a known metric."""
+    targets = [target, "power_total"] if target == "power" else [target]
+    if selection["target"] not in targets:
+        raise ValueError(
+            f"selection.target '{selection['target']}' of the '{target}' model is not one of "
+            f"{targets}"
+        )
+    if selection["metric"] not in SELECTION_METRICS:
+        raise ValueError(
+            f"selection.metric '{selection['metric']}' of the '{target}' model is not one of "
+            f"{list(SELECTION_METRICS)}"
+        )
+    return selection
+
+
 # ----------------------------------------------------------------------------- nodes
 def cross_validate_candidates(
     train: pd.DataFrame, target_params: dict[str, Any], evaluation: dict[str, Any]
 ) -> dict[str, Any]:
     """Grouped cross-validation (``GroupKFold`` by CNN model) of the baseline and every
-    candidate; picks the one with the lowest ``selection.metric`` on ``selection.target``.
+    candidate; picks the best ``selection.metric`` on ``selection.target`` (the lowest error,
+    or the highest ``r2`` / ``within_10pct``).
 
     Returns a JSON-able report: ``selected``, ``selection``, rows used / left out, and per
     candidate the out-of-fold metrics (``power`` also gives ``power_total``) and fit seconds.
     """
     target = target_params["target"]
+    selection = _checked_selection(target, target_params["selection"])
     rows = _trainable_rows(train, target, f"cross-validation of '{target}'")
     groups = rows[evaluation["group_column"]]
     n_splits = min(int(evaluation["cv_folds"]), groups.nunique())
@@ -186,11 +208,10 @@ def cross_validate_candidates(
             candidates[name][target]["rmspe"],
             seconds,
         )
-    selection = target_params["selection"]
 
     def criterion(name: str) -> float:
-        value = candidates[name][selection["target"]][selection["metric"]]
-        return value if np.isfinite(value) else np.inf
+        metric = selection["metric"]
+        return selection_loss(metric, candidates[name][selection["target"]][metric])
 
     selected = min(candidates, key=criterion)  # ties: the first listed (the baseline)
     logger.info(
