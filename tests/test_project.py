@@ -52,14 +52,20 @@ def test_local_globals_move_parameter_and_catalog_together(tmp_path: Path) -> No
         return (
             params["raw_dataset"],
             catalog["raw_measurement_files"]["path"],
-            catalog["raw_data_version"]["dataset"],
+            catalog["raw_data_version"]["path"],
             params["predict_dataset"],
             catalog["prediction_engines"]["path"],
         )
 
     bootstrap_project(PROJECT_ROOT)
-    assert resolved() == ("orin", "data/01_raw/orin", "orin", "engines", "data/01_raw/engines")
-    assert resolved(raw_dataset="x")[:3] == ("x", "data/01_raw/x", "x")
+    assert resolved() == (
+        "orin",
+        "data/01_raw/orin",
+        "data/01_raw/orin",
+        "engines",
+        "data/01_raw/engines",
+    )
+    assert resolved(raw_dataset="x")[:3] == ("x", "data/01_raw/x", "data/01_raw/x")
 
 
 def test_mlflow_defaults_to_sqlite_and_follows_the_environment(

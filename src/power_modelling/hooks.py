@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
@@ -25,6 +26,11 @@ class DataQualityMlflowHook:
     """Attach the whole data-quality report to the MLflow run at the end of every run."""
 
     report_path = Path("data/08_reporting/data_quality.json")
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        # from the project root, whatever the working directory (a notebook runs in notebooks/)
+        self.report_path = context.project_path / DataQualityMlflowHook.report_path
 
     @hook_impl
     def after_pipeline_run(self) -> None:

@@ -7,29 +7,28 @@ from typing import Any, NoReturn
 
 from kedro.io import AbstractDataset, DatasetError
 
-from power_modelling.data_versioning import dataset_version
+from power_modelling.data_versioning import RAW_DIR, dataset_version
 
 
 class RawDataVersionDataset(AbstractDataset[None, dict[str, str]]):
-    """Loads :func:`~power_modelling.data_versioning.dataset_version` of ``data/01_raw/<dataset>``:
-    ``raw_dataset`` plus ``raw_dataset.dvc_md5`` (from the ``.dvc`` file) or
-    ``raw_dataset.git_commit`` / ``raw_dataset.git_dirty`` (bundled, git-tracked data)."""
+    """Loads :func:`~power_modelling.data_versioning.dataset_version` of the raw dataset folder
+    ``path`` (``data/01_raw/<dataset>``; Kedro makes it absolute, so any working directory
+    works): ``raw_dataset`` plus ``raw_dataset.dvc_md5`` (from the ``.dvc`` file beside it) or
+    ``raw_dataset.git_commit`` / ``raw_dataset.git_dirty`` (git-tracked data)."""
 
-    def __init__(
-        self, dataset: str, project_path: str = ".", metadata: dict[str, Any] | None = None
-    ) -> None:
-        self._dataset = dataset
-        self._project_path = Path(project_path)
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
         self.metadata = metadata
 
     def load(self) -> dict[str, str]:
-        return dataset_version(self._dataset, self._project_path)
+        project = self._path.parents[len(RAW_DIR.parts)]  # <project>/data/01_raw/<dataset>
+        return dataset_version(self._path.name, project)
 
     def save(self, data: None) -> NoReturn:
         raise DatasetError("RawDataVersionDataset is read-only")
 
     def _exists(self) -> bool:
-        return (self._project_path / "data" / "01_raw" / self._dataset).is_dir()
+        return self._path.is_dir()
 
     def _describe(self) -> dict[str, Any]:
-        return {"dataset": self._dataset, "project_path": str(self._project_path)}
+        return {"path": str(self._path)}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from power_modelling.pipelines.feature_engineering.features import FEATURE_COLUMNS
+from power_modelling.pipelines.feature_engineering.features import FEATURE_COLUMNS, LAYER_CLASSES
 from power_modelling.pipelines.feature_engineering.nodes import (
     aggregate_measurements,
     assemble_feature_tables,
@@ -119,7 +119,8 @@ def test_aggregation_names_partition_with_missing_columns() -> None:
 def test_tables_keep_short_layers_for_runtime_only(
     features: pd.DataFrame, measurements: pd.DataFrame
 ) -> None:
-    conv, pool, dense, report = assemble_feature_tables(features, measurements, 10)
+    assembled = assemble_feature_tables(features, measurements, 10)
+    conv, pool, dense, report = (assembled[k] for k in (*LAYER_CLASSES, "report"))
     assert len(conv) == 2 and len(pool) == 1 and len(dense) == 2
     assert list(conv.columns[:5]) == ["model", "layer_name", "layer_type", "layer_class", "count"]
     assert set(FEATURE_COLUMNS["dense"]) <= set(dense.columns)
@@ -145,7 +146,7 @@ def test_tables_keep_short_layers_for_runtime_only(
 
 
 def test_split_by_model(features: pd.DataFrame, measurements: pd.DataFrame) -> None:
-    conv, *_ = assemble_feature_tables(features, measurements, 10)
+    conv = assemble_feature_tables(features, measurements, 10)["convolutional"]
     train, test = split_train_test(conv, ["net_b", "lenet"])
     assert train["model"].tolist() == ["net_a"]
     assert test["model"].tolist() == ["net_b"]

@@ -108,8 +108,9 @@ def _aggregate_model(layerwise: pd.DataFrame, model: str) -> pd.DataFrame:
 
 def assemble_feature_tables(
     features: pd.DataFrame, measurements: pd.DataFrame, min_power_samples: int
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """One table per layer class, one row per measured (model, layer), and the quality report.
+) -> dict[str, Any]:
+    """One table per layer class (keyed by class), one row per measured (model, layer), and
+    the quality report (key ``report``).
 
     A layer with fewer than ``min_power_samples`` power samples keeps its row (runtime stays
     usable) but its power targets are NaN and ``power_excluded`` is True.
@@ -139,7 +140,7 @@ def assemble_feature_tables(
             table["model"].nunique(),
             int(table["power_excluded"].sum()),
         )
-    return tables["convolutional"], tables["pooling"], tables["dense"], report
+    return {**tables, "report": report}
 
 
 def split_train_test(

@@ -14,7 +14,7 @@ from power_modelling.pipelines.feature_engineering.nodes import (
 def create_pipeline(**kwargs) -> Pipeline:
     """Features of every described layer, per-layer targets, a table per layer class and its
     train/test split by CNN (``<layer_class>.model_input_{train,test}``)."""
-    tables = [f"{name}.feature_table" for name in LAYER_CLASSES]
+    tables = {name: f"{name}.feature_table" for name in LAYER_CLASSES}
     return Pipeline(
         [
             Node(describe_models, "layer_descriptions", "layer_features", name="build_features"),
@@ -31,7 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "layer_measurements",
                     "params:feature_engineering.min_power_samples",
                 ],
-                [*tables, "feature_engineering_data_quality"],
+                {**tables, "report": "feature_engineering_data_quality"},
                 name="assemble_feature_tables",
             ),
             *(

@@ -12,10 +12,6 @@ import time
 import warnings
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: figures are only saved
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -336,7 +332,8 @@ def plot_predicted_vs_measured(predictions: pd.DataFrame) -> tuple[Figure, Figur
 
 def _bars(rows: pd.DataFrame, target: str) -> Figure:
     models = list(dict.fromkeys(rows["model"])) or ["(no test rows)"]
-    fig, axes = plt.subplots(len(models), 1, figsize=(12, 2.8 * len(models)), squeeze=False)
+    fig = Figure(figsize=(12, 2.8 * len(models)))  # no pyplot: no global backend or state
+    axes = fig.subplots(len(models), 1, squeeze=False)
     for ax, model in zip(axes[:, 0], models, strict=True):
         layers = rows[rows["model"] == model]
         x = np.arange(len(layers))
@@ -351,12 +348,12 @@ def _bars(rows: pd.DataFrame, target: str) -> Figure:
         ax.set_ylabel(UNITS[target], fontsize=8)
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
 def _scatter(rows: pd.DataFrame, target: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    fig = Figure(figsize=(5.5, 5.5))
+    ax = fig.subplots()
     positive = rows[(rows["measured"] > 0) & (rows["predicted"] > 0)]
     for model, group in positive.groupby("model"):
         ax.scatter(group["measured"], group["predicted"], s=14, label=str(model), alpha=0.8)
@@ -373,5 +370,4 @@ def _scatter(rows: pd.DataFrame, target: str) -> Figure:
     note = f"; {left_out} non-positive left out" if left_out else ""
     ax.set_title(f"{target} (test models){note}", fontsize=9)
     fig.tight_layout()
-    plt.close(fig)
     return fig

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
+from power_modelling.pipelines.feature_engineering.features import LAYER_CLASSES
 from power_modelling.pipelines.modelling.nodes import (
     cross_validate_candidates,
     fit_baseline_model,
@@ -20,7 +21,7 @@ from power_modelling.pipelines.modelling.nodes import (
     report_metrics,
 )
 
-LAYER_TYPES = ("convolutional", "pooling", "dense")
+LAYER_TYPES = LAYER_CLASSES  # one namespace per layer class of feature engineering
 TRAINED_TARGETS = ("power", "runtime")
 CHART_TARGETS = ("power", "power_total", "runtime")
 

@@ -28,6 +28,9 @@ from power_modelling.pipelines.prediction.predictor import (
 
 logger = logging.getLogger(__name__)
 
+#: ``evaluate_networks`` takes ``<layer_class>_test`` tables beside the fitted models.
+TEST_SUFFIX = "_test"
+
 
 def idle_power_watts(idle_power: Mapping[str, Any] | None) -> float | None:
     """Watts from the ``idle_power`` dataset (``avg_idle_power_uw``); ``None`` if unknown."""
@@ -151,17 +154,16 @@ def serve_predictions(
 
 
 def evaluate_networks(
-    convolutional_test: pd.DataFrame,
-    pooling_test: pd.DataFrame,
-    dense_test: pd.DataFrame,
     run_metadata: Mapping[str, Callable[[], dict]],
     idle_power: Mapping[str, Any] | None,
-    **models: Estimator,
+    **tables_and_models: pd.DataFrame | Estimator,
 ) -> dict[str, Any]:
-    """Network-level accuracy of the fitted models on the held-out test CNNs."""
+    """Network-level accuracy of the fitted models on the held-out test CNNs: keyword
+    arguments ``<layer_class>_test`` are the test tables, the others the fitted models."""
     tables = {
-        "convolutional": convolutional_test,
-        "pooling": pooling_test,
-        "dense": dense_test,
+        key.removesuffix(TEST_SUFFIX): value
+        for key, value in tables_and_models.items()
+        if key.endswith(TEST_SUFFIX)
     }
+    models = {k: v for k, v in tables_and_models.items() if not k.endswith(TEST_SUFFIX)}
     return network_accuracy(tables, models, run_metadata, idle_power_watts(idle_power))

@@ -6,6 +6,7 @@ import warnings
 from kedro.pipeline import Node, Pipeline
 
 from power_modelling.pipelines.prediction.nodes import (
+    TEST_SUFFIX,
     device_idle_power,
     evaluate_networks,
     predict_networks,
@@ -91,7 +92,7 @@ def create_network_evaluation_pipeline() -> Pipeline:
                 evaluate_networks,
                 inputs={
                     **{
-                        f"{layer_class}_test": f"{layer_class}.model_input_test"
+                        f"{layer_class}{TEST_SUFFIX}": f"{layer_class}.model_input_test"
                         for layer_class in LAYER_CLASSES
                     },
                     "run_metadata": "run_metadata",

@@ -15,11 +15,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from power_modelling.pipelines.feature_engineering.features import build_features
+from power_modelling.pipelines.feature_engineering.features import LAYER_CLASSES, build_features
 
 logger = logging.getLogger(__name__)
 
-LAYER_CLASSES = ("convolutional", "pooling", "dense")
 TARGETS = ("power", "runtime")
 OTHER = "other"
 PREDICTION_COLUMNS = (
