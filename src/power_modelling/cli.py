@@ -22,10 +22,18 @@ _DAGSHUB_HOST = click.option(
     show_default=True,
     help="DagsHub server (env DAGSHUB_CLIENT_HOST).",
 )
-_REPOSITORY = [
-    click.option("--owner", required=True, help="User or organisation owning the DagsHub repo."),
-    click.option("--name", required=True, help="Name of the DagsHub repository."),
-]
+
+
+def _repository_and_folders(local_help: str) -> list[Callable]:
+    """The options of the reference tool's ``data_version.py`` shared by upload and download."""
+    return [
+        click.option("--owner", required=True, help="User or organisation owning the repo."),
+        click.option("--name", required=True, help="Name of the DagsHub repository."),
+        click.option(
+            "--local-dir-path", required=True, type=click.Path(path_type=Path), help=local_help
+        ),
+        click.option("--remote-dir-path", help="Path in the repository (default: local path)."),
+    ]
 
 
 def _one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,14 +100,7 @@ def version(dataset: str) -> None:
 
 
 @data.command("upload")
-@_with(_REPOSITORY)
-@click.option(
-    "--local-dir-path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Local folder to upload, e.g. data/01_raw/my_jetson_data.",
-)
-@click.option("--remote-dir-path", help="Path in the repository (default: --local-dir-path).")
+@_with(_repository_and_folders("Local folder to upload, e.g. data/01_raw/my_jetson_data."))
 @click.option("--branch", help="Branch to commit to (default: the repository's default).")
 @click.option("--commit", "commit_message", default="Add raw data", show_default=True)
 @click.option("--versioning", type=click.Choice(dv.VERSIONING_CHOICES), default="dvc")
@@ -131,14 +132,7 @@ def upload(
 
 
 @data.command("download")
-@_with(_REPOSITORY)
-@click.option(
-    "--local-dir-path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Where to put the files, e.g. data/01_raw/my_jetson_data.",
-)
-@click.option("--remote-dir-path", help="Path in the repository (default: --local-dir-path).")
+@_with(_repository_and_folders("Where to put the files, e.g. data/01_raw/my_jetson_data."))
 @click.option("--branch", help="Branch or commit to download (default: the default branch).")
 @_DAGSHUB_HOST
 @_one_line_errors
