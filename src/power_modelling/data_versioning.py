@@ -54,7 +54,7 @@ def track_raw_dataset(dataset: str, project_path: Path = Path(), remote: str | N
     try:
         repo = _dvc_repo(project_path)
         repo.add(str(target))
-        # the .dvc file, not the folder: DVC cannot look a git-ignored output up by its path
+        # push exactly the pointer just written (not every tracked dataset)
         pushed = repo.push(targets=[str(dvc_file)], remote=remote)
     except DvcException as error:
         raise DataCommandError(f"DVC could not track or push {target}: {error}") from error
