@@ -172,3 +172,19 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     shipped = pd.read_csv(predict_project / "data/07_model_output/predictions" / f"{SHIPPED}.csv")
     total = set(shipped["power_total_prediction"].dropna())
     assert total == {10.0 + IDLE_W, 2.0 + IDLE_W, 5.0 + IDLE_W}
+
+
+def test_prediction_finds_models_and_idle_power_from_a_subfolder(
+    predict_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook kernel runs in notebooks/: relative option paths are read from the project
+    root, like catalog paths."""
+    _write_idle_power(predict_project)
+    (predict_project / "notebooks").mkdir()
+    monkeypatch.chdir(predict_project / "notebooks")
+    run_kedro(predict_project, "prediction")
+    tiny = pd.read_csv(predict_project / "data/07_model_output/predictions/tiny.csv")
+    assert list(tiny.columns) == expected_columns(with_idle=True)
+    modelled = tiny.dropna(subset=["power_prediction"])
+    assert (modelled["power_total_prediction"] == modelled["power_prediction"] + IDLE_W).all()
+    assert not (predict_project / "notebooks" / "data").exists()

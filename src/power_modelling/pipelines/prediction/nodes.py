@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from kedro.utils import find_kedro_project
 
 from power_modelling.pipelines.ingestion.engine_info import DESCRIPTION_COLUMNS
 from power_modelling.pipelines.prediction.engines import load_engines
@@ -51,11 +52,23 @@ def device_idle_power(*training_tables: pd.DataFrame) -> dict[str, Any]:
     return {"avg_idle_power_uw": float(idle_w.median()) * 1e6, "source": "training tables"}
 
 
+def _from_project_root(path: str | Path) -> Path:
+    """A relative path of the prediction options, read from the project root like catalog
+    paths are (a notebook's kernel runs in ``notebooks/``)."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    return (find_kedro_project(Path.cwd()) or Path.cwd()) / path
+
+
 def _configured_idle_power(options: Mapping[str, Any]) -> float | None:
     """``idle_power_w`` when given, else the measured device's ``idle_power.json`` if present."""
     if options.get("idle_power_w") is not None:
         return float(options["idle_power_w"])
-    path = Path(options.get("idle_power_path") or "")
+    if not options.get("idle_power_path"):
+        logger.info("Idle power unknown (no idle_power_path): no power_total_prediction column")
+        return None
+    path = _from_project_root(options["idle_power_path"])
     if path.is_file():
         return idle_power_watts(json.loads(path.read_text()))
     logger.info("Idle power unknown (no %s): no power_total_prediction column", path)
@@ -66,8 +79,9 @@ def _predictor(options: Mapping[str, Any]) -> LocalModels | MlflowPredictor:
     """The logged MLflow model when ``model_uri`` is set, else the models in ``models_dir``."""
     if options.get("model_uri"):
         return MlflowPredictor(options["model_uri"])
-    logger.info("Loading the fitted models from %s", options["models_dir"])
-    return LocalModels(load_local_models(options["models_dir"]))
+    models_dir = _from_project_root(options["models_dir"])
+    logger.info("Loading the fitted models from %s", models_dir)
+    return LocalModels(load_local_models(models_dir))
 
 
 def read_engines(
