@@ -244,6 +244,10 @@ def test_add_and_pull_name_what_is_missing(
     code, lines = _invoke("pull", "nope")
     assert code == 1
     assert lines[-1] == "Error: data/01_raw/nope.dvc does not exist: nope is not tracked by DVC"
+    code, lines = _invoke("add", "h200_isolated_v1")  # bundled: plain git, not DVC's
+    assert code == 1
+    assert lines[-1].startswith("Error: DVC could not track or push data/01_raw/h200_isolated_v1")
+    assert "already tracked by SCM" in lines[-1]
     code, lines = _invoke("version", "h200_isolated_v1")
     assert code == 0
     assert "raw_dataset.versioning: git" in lines

@@ -34,6 +34,11 @@ class DataCommandError(Exception):
 # --- DVC --------------------------------------------------------------------------------------
 
 
+def _line(error: Exception) -> str:
+    """DVC's multi-line messages (error plus indented hints) as one line."""
+    return " ".join(str(error).split())
+
+
 def _dvc_repo(project_path: Path):
     from dvc.repo import Repo  # noqa: PLC0415 (heavy import, only when used)
 
@@ -57,7 +62,7 @@ def track_raw_dataset(dataset: str, project_path: Path = Path(), remote: str | N
         # push exactly the pointer just written (not every tracked dataset)
         pushed = repo.push(targets=[str(dvc_file)], remote=remote)
     except DvcException as error:
-        raise DataCommandError(f"DVC could not track or push {target}: {error}") from error
+        raise DataCommandError(f"DVC could not track or push {target}: {_line(error)}") from error
     logger.info("Tracked %s with DVC and pushed %s file(s)", target, pushed)
     return dvc_file
 
@@ -74,7 +79,7 @@ def pull(
     try:
         _dvc_repo(project_path).pull(targets=targets, remote=remote)
     except DvcException as error:
-        raise DataCommandError(f"DVC pull failed: {error}") from error
+        raise DataCommandError(f"DVC pull failed: {_line(error)}") from error
 
 
 # --- which version of a raw dataset a run used -------------------------------------------------
