@@ -71,6 +71,6 @@ def run_kedro(project: Path, pipeline: str | None = None, **runtime_params: obje
             project_path=project, runtime_params=runtime_params or None
         ) as session:
             return session.run(pipeline_names=[pipeline] if pipeline else None)
-    finally:  # kedro-mlflow leaves its (nested) run open; the next session must start fresh
+    finally:  # a failed run leaves its MLflow run open; the next session must start fresh
         while mlflow.active_run() is not None:
             mlflow.end_run()

@@ -75,9 +75,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     for name in NOTEBOOKS:
         shutil.copy(NOTEBOOKS_DIR / name, notebooks / name)
     out_dir = project / "executed"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+    env = {  # no MLFLOW_TRACKING_URI: the default store must be the project's own mlflow.db
+        **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
         "DO_NOT_TRACK": "true",
         "KEDRO_DISABLE_TELEMETRY": "1",
     }
@@ -175,3 +174,22 @@ def test_training_notebook_predicts_the_shipped_engine(
     assert f"23 of 26 layers modelled; their energy sums to {energy_mj:.4f} mJ" in _text(
         cells["layers"]
     )
+
+
+@pytest.mark.integration
+def test_kernels_in_notebooks_track_to_the_project_store(
+    executed: tuple[Path, dict[str, dict]],
+) -> None:
+    """The kernel runs in notebooks/, yet models, idle power and the default MLflow store are
+    the project root's (no stray notebooks/mlflow.db or notebooks/data/)."""
+    project, _ = executed
+    assert not (project / "notebooks" / "mlflow.db").exists()
+    assert not (project / "notebooks" / "data").exists()
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    try:
+        runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    finally:
+        mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    assert {"modelling", "prediction"} <= {run.info.run_name for run in runs}

@@ -73,7 +73,10 @@ def test_mlflow_defaults_to_sqlite_and_follows_the_environment(
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     server = _config_loader()["mlflow"]["server"]
-    assert server["mlflow_tracking_uri"] == "sqlite:///mlflow.db"
+    assert server["mlflow_tracking_uri"] == f"sqlite:///{PROJECT_ROOT.as_posix()}/mlflow.db"
+    monkeypatch.chdir(PROJECT_ROOT / "notebooks")  # a kernel's folder: the same store
+    server = _config_loader()["mlflow"]["server"]
+    assert server["mlflow_tracking_uri"] == f"sqlite:///{PROJECT_ROOT.as_posix()}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://dagshub.com/u/r.mlflow")
     server = _config_loader()["mlflow"]["server"]
     assert server["mlflow_tracking_uri"] == "https://dagshub.com/u/r.mlflow"

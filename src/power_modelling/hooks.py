@@ -32,7 +32,7 @@ class DataQualityMlflowHook:
         # from the project root, whatever the working directory (a notebook runs in notebooks/)
         self.report_path = context.project_path / DataQualityMlflowHook.report_path
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's after_pipeline_run ends the run
     def after_pipeline_run(self) -> None:
         import mlflow  # noqa: PLC0415
 
@@ -48,7 +48,7 @@ class DataVersionMlflowHook:
     later in the chain (``--pipelines modelling``) tags the version recorded by the last
     ingestion, which is what its inputs were built from."""
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run starts the run
     def before_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
         if DATA_VERSION in pipeline.all_outputs() or not catalog.exists(DATA_VERSION):
             return
