@@ -10,20 +10,13 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # inference node itself, so MLflow's hint about type hints is noise in every run.
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
 
-from pathlib import Path  # noqa: E402
-
 from kedro.config import OmegaConfigLoader  # noqa: E402
-from kedro.utils import find_kedro_project  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
 from power_modelling.hooks import DataQualityMlflowHook, DataVersionMlflowHook  # noqa: E402
+from power_modelling.project import project_root  # noqa: E402
 
 HOOKS = (DataQualityMlflowHook(), DataVersionMlflowHook())
-
-
-def _project_root() -> str:
-    return (find_kedro_project(Path.cwd()) or Path.cwd()).resolve().as_posix()
-
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -35,5 +28,5 @@ CONFIG_LOADER_ARGS = {
     # ${oc.env:VAR,default} in conf/ (tracking URI and experiment from the environment);
     # ${project_root:} is the absolute project folder, also when kedro runs in a sub-folder
     # (a notebook kernel in notebooks/), so the default MLflow store is always the same file
-    "custom_resolvers": {"oc.env": oc.env, "project_root": _project_root},
+    "custom_resolvers": {"oc.env": oc.env, "project_root": lambda: project_root().as_posix()},
 }

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from kedro.utils import find_kedro_project
 
 from power_modelling.pipelines.ingestion.engine_info import DESCRIPTION_COLUMNS
 from power_modelling.pipelines.prediction.engines import load_engines
@@ -26,6 +24,7 @@ from power_modelling.pipelines.prediction.predictor import (
     summarise,
     with_idle_power,
 )
+from power_modelling.project import from_project_root
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +51,6 @@ def device_idle_power(*training_tables: pd.DataFrame) -> dict[str, Any]:
     return {"avg_idle_power_uw": float(idle_w.median()) * 1e6, "source": "training tables"}
 
 
-def _from_project_root(path: str | Path) -> Path:
-    """A relative path of the prediction options, read from the project root like catalog
-    paths are (a notebook's kernel runs in ``notebooks/``)."""
-    path = Path(path)
-    if path.is_absolute():
-        return path
-    return (find_kedro_project(Path.cwd()) or Path.cwd()) / path
-
-
 def _configured_idle_power(options: Mapping[str, Any]) -> float | None:
     """``idle_power_w`` when given, else the measured device's ``idle_power.json`` if present."""
     if options.get("idle_power_w") is not None:
@@ -68,7 +58,7 @@ def _configured_idle_power(options: Mapping[str, Any]) -> float | None:
     if not options.get("idle_power_path"):
         logger.info("Idle power unknown (no idle_power_path): no power_total_prediction column")
         return None
-    path = _from_project_root(options["idle_power_path"])
+    path = from_project_root(options["idle_power_path"])
     if path.is_file():
         return idle_power_watts(json.loads(path.read_text()))
     logger.info("Idle power unknown (no %s): no power_total_prediction column", path)
@@ -79,7 +69,7 @@ def _predictor(options: Mapping[str, Any]) -> LocalModels | MlflowPredictor:
     """The logged MLflow model when ``model_uri`` is set, else the models in ``models_dir``."""
     if options.get("model_uri"):
         return MlflowPredictor(options["model_uri"])
-    models_dir = _from_project_root(options["models_dir"])
+    models_dir = from_project_root(options["models_dir"])
     logger.info("Loading the fitted models from %s", models_dir)
     return LocalModels(load_local_models(models_dir))
 
