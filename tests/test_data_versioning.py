@@ -20,7 +20,7 @@ import yaml
 from click.testing import CliRunner
 
 from power_modelling.cli import cli
-from power_modelling.data_versioning import dataset_version
+from power_modelling.data_versioning import RAW_DIR, dataset_version
 from tests.conftest import BUNDLED_RAW, PROJECT_ROOT
 
 KEDRO = str(Path(sys.executable).parent / "kedro")
@@ -129,16 +129,16 @@ def test_bundled_data_is_plain_git_and_versioned_by_commit(
     clone, _ = project_clone
     assert "data/01_raw/h200_isolated_v1/lenet/" in _git(clone, "ls-files", "data/01_raw")
     head = _git(clone, "rev-parse", "HEAD").strip()
-    assert dataset_version("h200_isolated_v1", clone) == {
+    assert dataset_version(clone / RAW_DIR / "h200_isolated_v1") == {
         "raw_dataset": "h200_isolated_v1",
         "raw_dataset.versioning": "git",
         "raw_dataset.git_commit": head,
         "raw_dataset.git_dirty": "false",
     }
     (clone / "data" / "01_raw" / "h200_isolated_v1" / "idling_power.json").write_text("{}")
-    assert dataset_version("h200_isolated_v1", clone)["raw_dataset.git_dirty"] == "true"
+    assert dataset_version(clone / RAW_DIR / "h200_isolated_v1")["raw_dataset.git_dirty"] == "true"
     (clone / "data" / "01_raw" / "fresh").mkdir()
-    assert dataset_version("fresh", clone)["raw_dataset.versioning"] == "unversioned"
+    assert dataset_version(clone / RAW_DIR / "fresh")["raw_dataset.versioning"] == "unversioned"
 
 
 # --- kedro data upload | download | add | pull -------------------------------------------------

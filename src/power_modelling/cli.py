@@ -95,7 +95,7 @@ def pull(dataset: str | None, remote: str | None) -> None:
 @click.argument("dataset")
 def version(dataset: str) -> None:
     """Print how data/01_raw/DATASET is versioned (the tags MLflow runs get)."""
-    for key, value in dv.dataset_version(dataset).items():
+    for key, value in dv.dataset_version(dv.RAW_DIR / dataset).items():
         click.echo(f"{key}: {value}")
 
 
@@ -146,8 +146,7 @@ def download(
     host: str,
 ) -> None:
     """Download a folder of a DagsHub repository (token: DAGSHUB_USER_TOKEN)."""
-    remote = remote_dir_path or local_dir_path.as_posix()
-    local = dv.download_from_dagshub(
-        owner, name, remote, local_dir_path=local_dir_path, branch=branch, host=host
+    remote = dv.download_from_dagshub(
+        owner, name, local_dir_path, remote_dir_path=remote_dir_path, branch=branch, host=host
     )
-    click.echo(f"Downloaded {host}/{owner}/{name} {remote} into {local}")
+    click.echo(f"Downloaded {host}/{owner}/{name} {remote} into {local_dir_path}")

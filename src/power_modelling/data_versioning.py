@@ -85,30 +85,31 @@ def pull(
 # --- which version of a raw dataset a run used -------------------------------------------------
 
 
-def _git(project_path: Path, *args: str) -> str | None:
+def _git(folder: Path, *args: str) -> str | None:
     try:
         result = subprocess.run(
-            ["git", "-C", str(project_path), *args], capture_output=True, text=True, check=False
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, check=False
         )
     except FileNotFoundError:  # no git on this machine
         return None
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def dataset_version(dataset: str, project_path: Path = Path()) -> dict[str, str]:
-    """Identify ``data/01_raw/<dataset>``: its DVC hash when it is DVC-tracked, else the last
-    git commit that changed it (and whether the working copy differs), else ``unversioned``."""
-    info = {"raw_dataset": dataset}
-    dvc_file = project_path / RAW_DIR / f"{dataset}.dvc"
+def dataset_version(folder: Path) -> dict[str, str]:
+    """Identify a raw dataset folder (``data/01_raw/<name>``): its DVC hash when it is
+    DVC-tracked (``<name>.dvc`` beside it), else the last git commit that changed it (and
+    whether the working copy differs), else ``unversioned``."""
+    folder = Path(folder)
+    info = {"raw_dataset": folder.name}
+    dvc_file = folder.with_name(folder.name + ".dvc")
     if dvc_file.is_file():
         outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
         info["raw_dataset.versioning"] = "dvc"
         info["raw_dataset.dvc_md5"] = str(outs[0].get("md5", "unknown"))
         return info
-    relative = (RAW_DIR / dataset).as_posix()
-    commit = _git(project_path, "log", "-1", "--format=%H", "--", relative)
+    commit = _git(folder.parent, "log", "-1", "--format=%H", "--", folder.name)
     if commit:
-        changes = _git(project_path, "status", "--porcelain", "--", relative)
+        changes = _git(folder.parent, "status", "--porcelain", "--", folder.name)
         info["raw_dataset.versioning"] = "git"
         info["raw_dataset.git_commit"] = commit
         info["raw_dataset.git_dirty"] = str(bool(changes)).lower()
@@ -120,9 +121,9 @@ def dataset_version(dataset: str, project_path: Path = Path()) -> dict[str, str]
 # --- DagsHub ------------------------------------------------------------------------------------
 
 
-def dagshub_token(environ: dict[str, str] | None = None) -> str:
+def dagshub_token() -> str:
     """The DagsHub token from ``DAGSHUB_USER_TOKEN`` (never an interactive OAuth login)."""
-    token = (environ if environ is not None else os.environ).get(TOKEN_VARIABLE, "").strip()
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         raise DataCommandError(
             f"{TOKEN_VARIABLE} is not set: create a token in your DagsHub user settings "
@@ -198,22 +199,22 @@ def upload_to_dagshub(
 def download_from_dagshub(
     owner: str,
     name: str,
-    remote_dir_path: str,
+    local_dir_path: Path,
     *,
-    local_dir_path: Path | None = None,
+    remote_dir_path: str | None = None,
     branch: str | None = None,
     host: str = DEFAULT_DAGSHUB_HOST,
     token: str | None = None,
-) -> Path:
-    """Download ``remote_dir_path`` of ``<owner>/<name>`` (at ``branch`` or a commit) into
-    ``local_dir_path`` (default: the same relative path); returns the local folder."""
+) -> str:
+    """Download ``remote_dir_path`` (default: ``local_dir_path``) of ``<owner>/<name>`` (at
+    ``branch`` or a commit) into ``local_dir_path``; returns the remote path."""
     token = token or dagshub_token()
-    local = Path(local_dir_path) if local_dir_path else Path(remote_dir_path)
+    remote = remote_dir_path or Path(local_dir_path).as_posix()
     from dagshub.auth.token_auth import EnvVarDagshubToken  # noqa: PLC0415
     from dagshub.common.api.repo import RepoAPI  # noqa: PLC0415
 
     with _dagshub_errors("download from", f"{owner}/{name}", host):
         api = RepoAPI(f"{owner}/{name}", host=host, auth=EnvVarDagshubToken(token, host))
-        api.download(remote_dir_path, str(local), revision=branch, redownload=True)
-    logger.info("Downloaded %s/%s:%s into %s", owner, name, remote_dir_path, local)
-    return local
+        api.download(remote, str(local_dir_path), revision=branch, redownload=True)
+    logger.info("Downloaded %s/%s:%s into %s", owner, name, remote, local_dir_path)
+    return remote

@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 from kedro.io import AbstractDataset, DatasetError
 
-from power_modelling.data_versioning import RAW_DIR, dataset_version
+from power_modelling.data_versioning import dataset_version
 
 
 class RawDataVersionDataset(AbstractDataset[None, dict[str, str]]):
@@ -21,8 +21,7 @@ class RawDataVersionDataset(AbstractDataset[None, dict[str, str]]):
         self.metadata = metadata
 
     def load(self) -> dict[str, str]:
-        project = self._path.parents[len(RAW_DIR.parts)]  # <project>/data/01_raw/<dataset>
-        return dataset_version(self._path.name, project)
+        return dataset_version(self._path)
 
     def save(self, data: None) -> NoReturn:
         raise DatasetError("RawDataVersionDataset is read-only")
