@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from power_modelling.pipelines.ingestion.latency import parse_layer_latency
-from power_modelling.pipelines.ingestion.power_log import parse_power_log
+from power_modelling.core.raw.latency import parse_layer_latency
+from power_modelling.core.raw.power_log import parse_power_log
 
 POWER_LINES = 1_000_000
 CYCLES, LAYERS = 30_000, 150

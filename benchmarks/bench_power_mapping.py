@@ -32,10 +32,10 @@ def _timed(raw_dir: Path, out_dir: Path) -> dict:
     import pandas as pd  # noqa: PLC0415 (import time is reported on its own)
     from kedro_datasets.pandas import ParquetDataset  # noqa: PLC0415
 
-    from power_modelling.pipelines.ingestion.engine_info import describe_layers  # noqa: PLC0415
-    from power_modelling.pipelines.ingestion.latency import parse_layer_latency  # noqa: PLC0415
-    from power_modelling.pipelines.ingestion.power_log import parse_power_log  # noqa: PLC0415
-    from power_modelling.pipelines.power_mapping.mapping import (  # noqa: PLC0415
+    from power_modelling.core.engines import describe_layers  # noqa: PLC0415
+    from power_modelling.core.raw.latency import parse_layer_latency  # noqa: PLC0415
+    from power_modelling.core.raw.power_log import parse_power_log  # noqa: PLC0415
+    from power_modelling.core.mapping import (  # noqa: PLC0415
         map_power_to_windows,
     )
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from power_modelling.cli import cli
 from power_modelling.data_versioning import RAW_DIR, dataset_version
-from tests.conftest import BUNDLED_RAW, PROJECT_ROOT
+from tests.helpers import BUNDLED_RAW, PROJECT_ROOT
 
 KEDRO = str(Path(sys.executable).parent / "kedro")
 GIT_IDENTITY = ["-c", "user.email=ci@example.invalid", "-c", "user.name=CI"]

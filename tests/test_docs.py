@@ -18,7 +18,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
 
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 DOCS = PROJECT_ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"

@@ -11,7 +11,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tests.conftest import SMALL_MODELS, run_kedro
+from tests.helpers import SMALL_MODELS, run_kedro
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ LAYER_TYPES = ("convolutional", "pooling", "dense")
 
 @pytest.fixture(scope="module")
 def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import make_project
+    from tests.helpers import make_project
 
     project = make_project(tmp_path_factory.mktemp("e2e"))
     with pytest.MonkeyPatch.context() as mp:
@@ -40,7 +40,7 @@ def test_every_stage_wrote_one_partition_per_model(trained_project: Path) -> Non
     assert list(layerwise.columns[:6]) == [
         "cycle",
         "layer_name",
-        "layer_type",
+        "layer_class",
         "layer_power_including_idle_power_micro_watt",
         "layer_power_excluding_idle_power_micro_watt",
         "layer_run_time",
@@ -55,9 +55,9 @@ def test_every_stage_wrote_one_partition_per_model(trained_project: Path) -> Non
 
 def test_training_tables_split_by_cnn(trained_project: Path) -> None:
     model_input = trained_project / "data" / "05_model_input"
-    for layer_type in LAYER_TYPES:
-        train = pd.read_parquet(model_input / f"{layer_type}_train.parquet")
-        test = pd.read_parquet(model_input / f"{layer_type}_test.parquet")
+    for layer_class in LAYER_TYPES:
+        train = pd.read_parquet(model_input / f"{layer_class}_train.parquet")
+        test = pd.read_parquet(model_input / f"{layer_class}_test.parquet")
         assert set(test["model"]) <= {"lenet", "resnet18", "vgg16"}
         assert not set(train["model"]) & set(test["model"])
         assert (train["runtime"] > 0).all()
@@ -65,11 +65,13 @@ def test_training_tables_split_by_cnn(trained_project: Path) -> None:
 
 def test_metrics_models_and_mlflow_run(trained_project: Path) -> None:
     metrics = json.loads((trained_project / "data" / "08_reporting" / "metrics.json").read_text())
-    for layer_type in LAYER_TYPES:
+    for layer_class in LAYER_TYPES:
         for target in ("power", "power_total", "runtime"):
-            assert "rmspe" in json.dumps(metrics[layer_type][target]).lower()
+            assert "rmspe" in json.dumps(metrics[layer_class][target]).lower()
         for target in ("power", "runtime"):
-            assert (trained_project / "data" / "06_models" / f"{layer_type}_{target}.pkl").exists()
+            assert (
+                trained_project / "data" / "06_models" / f"{layer_class}_{target}.skops"
+            ).exists()
     reporting = trained_project / "data" / "08_reporting"
     quality = json.loads((reporting / "data_quality.json").read_text())
     assert {"ingestion", "power_mapping", "feature_engineering"} <= set(quality)
@@ -148,7 +150,7 @@ def test_jetson_dialect_dataset_selected_at_run_time(
     # 12 layers cycling conv, conv, pooling, GEMM conv (dense), Reformat (other): per model
     # 6 convolutional, 2 pooling, 2 dense rows; the 2 Reformat layers are `other`
     rows = {
-        layer_type: len(pd.read_parquet(project / f"data/04_feature/{layer_type}.parquet"))
-        for layer_type in LAYER_TYPES
+        layer_class: len(pd.read_parquet(project / f"data/04_feature/{layer_class}.parquet"))
+        for layer_class in LAYER_TYPES
     }
     assert rows == {"convolutional": 18, "pooling": 6, "dense": 6}

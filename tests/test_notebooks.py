@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT_ROOT, make_project
+from tests.helpers import PROJECT_ROOT, make_project
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 # In the order a new user runs them: exploration first (it runs the data pipelines when their

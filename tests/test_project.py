@@ -15,7 +15,7 @@ from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
 
 from power_modelling.datasets import ReportSectionDataset
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 
 def _config_loader(**runtime_params: object) -> OmegaConfigLoader:
@@ -142,5 +142,5 @@ def test_modelling_is_one_template_in_three_namespaces_with_layered_catalog() ->
     }
     assert layer["raw_measurement_files"] == "raw"
     assert layer["layerwise"] == "primary"
-    assert layer["{layer_type}.model_input_{split}"] == "model_input"
-    assert layer["{layer_type}.{target}_model"] == "models"
+    assert layer["{layer_class}.model_input_{split}"] == "model_input"
+    assert layer["{layer_class}.{target}_model"] == "models"

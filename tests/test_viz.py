@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from power_modelling.pipelines.modelling.pipeline import LAYER_TYPES
-from tests.conftest import PROJECT_ROOT, make_project
+from power_modelling.core.layers import LAYER_CLASSES
+from tests.helpers import PROJECT_ROOT, make_project
 
 pytestmark = pytest.mark.integration
 
@@ -248,13 +248,13 @@ def test_node_names_are_readable(views: dict[str, dict]) -> None:
 def test_modelling_namespaces_are_collapsible_modular_pipelines(viz: Viz, pipeline: str) -> None:
     view = viz.get(f"/api/pipelines/{pipeline}")
     tree = view["modular_pipelines"]
-    assert set(LAYER_TYPES) <= set(tree)
+    assert set(LAYER_CLASSES) <= set(tree)
     # each namespace is one collapsible node in the flowchart, with the template inside
     collapsed = {n["id"] for n in view["nodes"] if n["type"] == "modularPipeline"}
-    assert collapsed == set(LAYER_TYPES)
+    assert collapsed == set(LAYER_CLASSES)
     tasks = {n["id"]: n for n in view["nodes"] if n["type"] == "task"}
     template = {}
-    for layer_type in LAYER_TYPES:
+    for layer_type in LAYER_CLASSES:
         children = {c["id"] for c in tree[layer_type]["children"] if c["type"] == "task"}
         assert children, layer_type
         assert all(tasks[c]["modular_pipelines"] == [layer_type] for c in children)
@@ -262,7 +262,7 @@ def test_modelling_namespaces_are_collapsible_modular_pipelines(viz: Viz, pipeli
         assert tree[layer_type]["inputs"] and tree[layer_type]["outputs"], layer_type
     assert len({tuple(names) for names in template.values()}) == 1, template
     # nothing else is namespaced
-    assert {ns for n in tasks.values() for ns in n["modular_pipelines"] or []} == set(LAYER_TYPES)
+    assert {ns for n in tasks.values() for ns in n["modular_pipelines"] or []} == set(LAYER_CLASSES)
 
 
 def test_layers_are_the_data_layers_in_order(viz: Viz, views: dict[str, dict]) -> None:
@@ -323,7 +323,7 @@ def test_reporting_charts_are_previewable_images(viz: Viz) -> None:
     targets = ("power", "power_total", "runtime")
     assert set(charts) == {
         f"{layer_type}.{target}_{kind}_chart"
-        for layer_type in LAYER_TYPES
+        for layer_type in LAYER_CLASSES
         for target in targets
         for kind in ("bars", "scatter")
     }

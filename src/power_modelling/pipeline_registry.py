@@ -1,24 +1,24 @@
-"""Project pipelines: every pipeline under ``pipelines/`` is found automatically.
+"""Project pipelines: every pipeline under ``pipelines/`` is found automatically, and joined
+here (pipelines never import each other).
 
-The training chain (``__default__``, and ``modelling`` on its own) ends with the network-level
-evaluation and is wrapped with kedro-mlflow's ``pipeline_ml_factory``: at the end of the run
-the prediction pipeline (feature extraction + the six fitted models) is logged as one MLflow
-model, ``prediction_model``, registered as ``power_modelling`` (see docs/prediction.md).
+The inference template (``pipelines/inference``) is used three times: appended to
+``prediction`` and to ``network_evaluation`` (under its own dataset names), and logged as the
+served MLflow model. The training chain (``__default__``, and ``modelling`` on its own) ends
+with the network-level evaluation and is wrapped with kedro-mlflow's ``pipeline_ml_factory``:
+at the end of the run the inference template with the six fitted models is logged as one
+MLflow model, ``prediction_model``, registered as ``power_modelling`` (see docs/prediction.md).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from kedro.framework.project import find_pipelines
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Pipeline, pipeline
 from kedro_mlflow.pipeline import pipeline_ml_factory
 
 import power_modelling
-from power_modelling.pipelines.prediction.pipeline import (
-    SERVING_INPUT,
-    create_network_evaluation_pipeline,
-    create_serving_pipeline,
-)
+from power_modelling.pipelines import inference, network_evaluation
+from power_modelling.pipelines.network_evaluation.pipeline import EVALUATION_DATASETS
 
 # Pipelines that make up ``kedro run`` (in data-flow order). ``prediction`` runs on its own.
 DEFAULT_PIPELINES = ("ingestion", "power_mapping", "feature_engineering", "modelling")
@@ -62,8 +62,8 @@ def servable(training: Pipeline) -> Pipeline:
     """``training`` that logs the prediction pipeline as an MLflow model when it ends."""
     return pipeline_ml_factory(
         training=training,
-        inference=create_serving_pipeline(),
-        input_name=SERVING_INPUT,
+        inference=inference.create_pipeline(),
+        input_name=inference.pipeline.LAYERS,
         log_model_kwargs=log_model_kwargs(),
     )
 
@@ -72,6 +72,19 @@ def register_pipelines() -> dict[str, Pipeline]:
     """``ingestion``, ``power_mapping``, ``feature_engineering``, ``modelling``,
     ``network_evaluation`` and ``prediction``; ``__default__`` is the training chain."""
     pipelines = find_pipelines(raise_errors=True)
+    # The template alone has a free input: it runs inside the pipelines below, not on its own.
+    pipelines.pop("inference", None)
+    template = inference.create_pipeline()
+    if "prediction" in pipelines:
+        pipelines["prediction"] = pipelines["prediction"] + template
+    # Built here whether or not discovery found it (a run of `--pipelines modelling` needs it
+    # too): the template under the evaluation's names, test CNNs in, their predictions out.
+    evaluation = network_evaluation.create_pipeline() + pipeline(
+        template,
+        inputs={"prediction_layers": EVALUATION_DATASETS["prediction_layers"]},
+        outputs={"layer_predictions": EVALUATION_DATASETS["layer_predictions"]},
+    )
+    pipelines["network_evaluation"] = evaluation
     training = sum(
         (pipelines[name] for name in DEFAULT_PIPELINES if name in pipelines), Pipeline([])
     )
@@ -80,7 +93,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     if "modelling" not in pipelines:
         pipelines["__default__"] = training
         return pipelines
-    evaluation = create_network_evaluation_pipeline()
     pipelines["modelling"] = servable(pipelines["modelling"] + evaluation)
     pipelines["__default__"] = servable(training + evaluation)
     return pipelines

@@ -9,6 +9,9 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # kedro-mlflow's served-model wrapper has an untyped predict(); its input is checked by the
 # inference node itself, so MLflow's hint about type hints is noise in every run.
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
+# `convolutional.power_model`, `pooling.model_input_test`, ...: the modelling namespaces'
+# datasets, read by name outside them on purpose (inference, network evaluation).
+warnings.filterwarnings("ignore", message=r".*dataset names contain '\.' characters")
 
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402

@@ -6,14 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from power_modelling.pipelines.feature_engineering.features import FEATURE_COLUMNS, LAYER_CLASSES
+from power_modelling.core.engines import describe_layers
+from power_modelling.core.features import FEATURE_COLUMNS
+from power_modelling.core.layers import LAYER_CLASSES
 from power_modelling.pipelines.feature_engineering.nodes import (
     aggregate_measurements,
     assemble_feature_tables,
-    describe_models,
+    build_layer_features,
     split_train_test,
 )
-from power_modelling.pipelines.ingestion.engine_info import describe_layers
 
 CONV = {
     "Name": "conv",
@@ -71,7 +72,7 @@ def _layerwise(layer: str, powers_uw: list[float], samples: list[int], runtimes:
 def features() -> pd.DataFrame:
     engine_a = {"Layers": [CONV, POOL, FC, REFORMAT, UNMEASURED]}
     engine_b = {"Layers": [CONV, FC]}
-    return describe_models(
+    return build_layer_features(
         {
             "net_a": lambda: describe_layers(engine_a, "a.json"),
             "net_b": describe_layers(engine_b, "b.json"),
@@ -153,9 +154,9 @@ def test_split_by_model(features: pd.DataFrame, measurements: pd.DataFrame) -> N
     assert len(train) + len(test) == len(conv)
 
 
-def test_describe_models_needs_partitions() -> None:
+def test_build_layer_features_needs_partitions() -> None:
     with pytest.raises(ValueError, match="ingestion"):
-        describe_models({})
+        build_layer_features({})
 
 
 def test_duplicate_layers_are_named(features: pd.DataFrame, measurements: pd.DataFrame) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from power_modelling.pipelines.feature_engineering.features import LAYER_CLASSES
-from tests.conftest import run_kedro
+from power_modelling.core.layers import LAYER_CLASSES
+from tests.helpers import run_kedro
 
 
 @pytest.mark.integration

@@ -14,7 +14,7 @@ from power_modelling.pipelines.ingestion.nodes import (
     read_idle_power,
     report_models,
 )
-from tests.conftest import run_kedro
+from tests.helpers import run_kedro
 
 PARAMS = {"max_reported_lines": 5, "max_reported_names": 50}
 TS1, TS2 = "20241121-05:20:04.100000", "20241121-05:20:04.200000"

@@ -13,7 +13,7 @@ from power_modelling.pipelines.modelling.nodes import (
     predict_test_set,
     report_metrics,
 )
-from tests.pipelines.modelling.conftest import EVALUATION, small_target_params
+from tests.synthetic import EVALUATION, small_target_params
 
 
 def test_cross_validation_counts_missing_targets_and_selects(conv_table):

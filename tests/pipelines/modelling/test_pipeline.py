@@ -10,8 +10,10 @@ import yaml
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from power_modelling.pipelines.modelling.pipeline import LAYER_TYPES, create_pipeline
-from tests.pipelines.modelling.conftest import synthetic_conv_table
+from power_modelling import pipeline_registry
+from power_modelling.core.layers import LAYER_CLASSES
+from power_modelling.pipelines.modelling.pipeline import create_pipeline
+from tests.synthetic import synthetic_conv_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -33,26 +35,26 @@ def _lookup(parameters: dict, dotted: str):
 def test_template_builds_for_every_layer_type_from_parameters():
     pipeline = create_pipeline()
     parameters = _parameters(PROJECT_ROOT / "conf")
-    for layer_type in LAYER_TYPES:
-        nodes = [n for n in pipeline.nodes if n.namespace == layer_type]
+    for layer_class in LAYER_CLASSES:
+        nodes = [n for n in pipeline.nodes if n.namespace == layer_class]
         assert len(nodes) == 10
-        assert {f"{layer_type}.model_input_train", f"{layer_type}.model_input_test"} <= {
+        assert {f"{layer_class}.model_input_train", f"{layer_class}.model_input_test"} <= {
             name for n in nodes for name in n.inputs
         }
         for name in {i for n in nodes for i in n.inputs if i.startswith("params:")}:
             assert _lookup(parameters, name.removeprefix("params:")) is not None, name
-    assert {f"{lt}.{t}_model" for lt in LAYER_TYPES for t in ("power", "runtime")} <= (
+    assert {f"{lt}.{t}_model" for lt in LAYER_CLASSES for t in ("power", "runtime")} <= (
         pipeline.all_outputs()
     )
-    assert {f"{lt}.metrics" for lt in LAYER_TYPES} <= pipeline.all_outputs()
+    assert {f"{lt}.metrics" for lt in LAYER_CLASSES} <= pipeline.all_outputs()
 
 
 def _small_parameters(parameters: dict) -> dict:
     """The project's parameters with tiny searches (seconds instead of a minute)."""
-    for layer_type in LAYER_TYPES:
-        parameters[layer_type]["evaluation"]["cv_folds"] = 3
+    parameters["evaluation"]["cv_folds"] = 3
+    for layer_class in LAYER_CLASSES:
         for target in ("power", "runtime"):
-            block = parameters[layer_type][target]
+            block = parameters[layer_class][target]
             block["baseline"]["regressor"].update(alphas=5, cv=3)
             block["baseline"]["polynomial_degree"] = 2
             candidates = block["candidates"]
@@ -67,7 +69,6 @@ def _small_parameters(parameters: dict) -> dict:
 
 @pytest.mark.integration
 def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project, monkeypatch):
-    import kedro.framework.project as kedro_project_module
     import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -75,7 +76,7 @@ def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project
     project = kedro_project(models=("lenet",))
     small = _small_parameters(_parameters(project / "conf"))
     (project / "conf" / "local" / "parameters_modelling.yml").write_text(
-        yaml.safe_dump({lt: small[lt] for lt in LAYER_TYPES})
+        yaml.safe_dump({key: small[key] for key in (*LAYER_CLASSES, "evaluation")})
     )
     table = synthetic_conv_table(n_models=5, layers=10).assign(
         input_size=lambda f: f["input_size_0"],
@@ -86,26 +87,25 @@ def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project
     )
     model_input = project / "data" / "05_model_input"
     model_input.mkdir(parents=True)
-    for layer_type in LAYER_TYPES:
-        table[table["model"] != "net4"].to_parquet(model_input / f"{layer_type}_train.parquet")
-        table[table["model"] == "net4"].to_parquet(model_input / f"{layer_type}_test.parquet")
+    for layer_class in LAYER_CLASSES:
+        table[table["model"] != "net4"].to_parquet(model_input / f"{layer_class}_train.parquet")
+        table[table["model"] == "net4"].to_parquet(model_input / f"{layer_class}_test.parquet")
 
     bootstrap_project(project)
     # the modelling template alone (the registry's `modelling` adds network evaluation)
     monkeypatch.setattr(
-        kedro_project_module.pipelines, "_content", {"__default__": create_pipeline()}
+        pipeline_registry, "register_pipelines", lambda: {"__default__": create_pipeline()}
     )
-    monkeypatch.setattr(kedro_project_module.pipelines, "_is_data_loaded", True)
     with KedroSession.create(project_path=project) as session:
         session.run()
 
-    for layer_type in LAYER_TYPES:
+    for layer_class in LAYER_CLASSES:
         for target in ("power", "runtime"):
-            assert (project / "data" / "06_models" / f"{layer_type}_{target}.pkl").exists()
+            assert (project / "data" / "06_models" / f"{layer_class}_{target}.skops").exists()
         for chart in ("power_bars", "power_total_scatter", "runtime_scatter"):
-            assert (project / "data" / "08_reporting" / layer_type / f"{chart}.png").exists()
+            assert (project / "data" / "08_reporting" / layer_class / f"{chart}.png").exists()
     metrics = json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
-    assert set(metrics) == set(LAYER_TYPES)
+    assert set(metrics) == set(LAYER_CLASSES)
     assert set(metrics["dense"]) == {"power", "power_total", "runtime"}
     runs = mlflow.search_runs(search_all_experiments=True)
     assert len(runs) == 1
@@ -114,5 +114,5 @@ def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project
         experiment_ids=[runs["experiment_id"][0]], output_format="list"
     )
     assert sorted(m.name for m in logged) == sorted(
-        f"{lt}_{t}" for lt in LAYER_TYPES for t in ("power", "runtime")
+        f"{lt}_{t}" for lt in LAYER_CLASSES for t in ("power", "runtime")
     )

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from power_modelling.pipelines.power_mapping.mapping import LAYERWISE_COLUMNS
-from tests.conftest import run_kedro
+from power_modelling.core.mapping import LAYERWISE_COLUMNS
+from tests.helpers import run_kedro
 
 
 @pytest.mark.integration

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import joblib
 import mlflow
 import pandas as pd
 import pytest
@@ -15,11 +14,12 @@ import yaml
 from kedro.pipeline import Node, Pipeline
 
 from power_modelling import pipeline_registry
-from power_modelling.pipelines.ingestion.engine_info import describe_layers
-from power_modelling.pipelines.prediction.pipeline import model_datasets
-from power_modelling.pipelines.prediction.predictor import predict_layers
-from tests.conftest import run_kedro
-from tests.pipelines.prediction.standins import (
+from power_modelling.core.engines import describe_layers
+from power_modelling.core.predictor import predict_layers
+from power_modelling.datasets import SkopsModelDataset
+from power_modelling.pipelines.inference.pipeline import model_datasets
+from tests.helpers import run_kedro
+from tests.standins import (
     TINY_ENERGY_MJ,
     TINY_RUNTIME_MS,
     expected_columns,
@@ -35,15 +35,15 @@ IDLE_W = 121.0
 
 def _write_models(project: Path) -> None:
     models_dir = project / "data" / "06_models"
-    models_dir.mkdir(parents=True, exist_ok=True)
     for key, model in standin_models().items():
-        joblib.dump(model, models_dir / f"{key}.pkl")
+        SkopsModelDataset(str(models_dir / f"{key}.skops")).save(model)
 
 
-def _write_idle_power(project: Path) -> None:
+def _write_idle_power(project: Path, idle_w: float | None = IDLE_W) -> None:
     path = project / "data" / "06_models" / "device_idle_power.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"avg_idle_power_uw": IDLE_W * 1e6, "source": "test"}))
+    idle_uw = None if idle_w is None else idle_w * 1e6
+    path.write_text(json.dumps({"avg_idle_power_uw": idle_uw, "source": "test"}))
 
 
 @pytest.fixture
@@ -58,6 +58,7 @@ def predict_project(kedro_project: Callable[..., Path]) -> Path:
     del no_dims["Layers"][0]["Inputs"][0]["Dimensions"]
     (folder / "no_dims.json").write_text(json.dumps(no_dims))
     _write_models(project)
+    _write_idle_power(project, idle_w=None)  # the device's idle power unknown
     return project
 
 
@@ -100,15 +101,11 @@ def test_prediction_pipeline_writes_tables_summary_and_reports_bad_files(
     assert "layer 'conv1' has no Inputs[0].Dimensions" in report["errors"]["no_dims"]
 
 
-def test_idle_power_from_ingestion_or_parameter_adds_total_power(predict_project: Path) -> None:
+def test_the_models_idle_power_adds_total_power(predict_project: Path) -> None:
     _write_idle_power(predict_project)
     run_kedro(predict_project, "prediction")
     tiny = pd.read_csv(predict_project / "data/07_model_output/predictions/tiny.csv")
     assert tiny["power_total_prediction"].tolist()[0] == pytest.approx(10.0 + IDLE_W)
-
-    run_kedro(predict_project, "prediction", prediction={"idle_power_w": 5.0})
-    tiny = pd.read_csv(predict_project / "data/07_model_output/predictions/tiny.csv")
-    assert tiny["power_total_prediction"].tolist()[0] == pytest.approx(15.0)
 
 
 def test_a_raw_dataset_predicts_every_model_folders_engine(
@@ -116,6 +113,7 @@ def test_a_raw_dataset_predicts_every_model_folders_engine(
 ) -> None:
     project = kedro_project(models=("lenet", "resnet18"))
     _write_models(project)
+    _write_idle_power(project)
     run_kedro(project, "prediction", predict_dataset="h200_isolated_v1")
     output = project / "data" / "07_model_output"
     assert sorted(p.stem for p in (output / "predictions").glob("*.csv")) == ["lenet", "resnet18"]
@@ -127,27 +125,40 @@ def test_a_raw_dataset_predicts_every_model_folders_engine(
     assert summary.loc["resnet18", "layers_predicted"] == resnet18["count"].sum()
 
 
+def _measure_idle_power() -> dict:
+    """Stand-in for the idle power derived from the training tables."""
+    return {"avg_idle_power_uw": IDLE_W * 1e6, "source": "test"}
+
+
 def _fit_standins(idle_power: dict) -> tuple:
-    """Stand-in for the modelling pipeline: the six fitted models."""
+    """Stand-in for the modelling pipeline: the six fitted models, saved locally and logged
+    to the MLflow run (``<layer_class>.<target>_model_mlflow``)."""
     models = standin_models()
-    return tuple(models[key] for key in model_datasets())
+    return tuple(models[key] for key in model_datasets()) * 2
 
 
 def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     predict_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _write_idle_power(predict_project)
     catalog = {
-        name: {"type": "pickle.PickleDataset", "filepath": f"data/06_models/{key}.pkl"}
+        name: {
+            "type": "power_modelling.datasets.SkopsModelDataset",
+            "filepath": f"data/06_models/{key}.skops",
+        }
         for key, name in model_datasets().items()
     }
-    catalog["device_idle_power"] = {
-        "type": "json.JSONDataset",
-        "filepath": "data/06_models/device_idle_power.json",
-    }
     (predict_project / "conf/local/catalog_standin.yml").write_text(yaml.safe_dump(catalog))
+    outputs = list(model_datasets().values())
     training = Pipeline(
-        [Node(_fit_standins, "device_idle_power", list(model_datasets().values()), name="fit")]
+        [
+            Node(_measure_idle_power, None, "device_idle_power", name="measure_idle_power"),
+            Node(
+                _fit_standins,
+                "device_idle_power",
+                outputs + [f"{name}_mlflow" for name in outputs],
+                name="fit",
+            ),
+        ]
     )
     project_pipelines = pipeline_registry.register_pipelines
     monkeypatch.setattr(
@@ -166,9 +177,13 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     expected = predict_layers(layers, standin_models(), idle_power_w=IDLE_W)
     pd.testing.assert_frame_equal(predicted, expected)
 
-    # and the prediction pipeline uses it instead of data/06_models
+    # and the prediction pipeline reads that run's models instead of data/06_models (a
+    # configuration environment, not a code path)
     monkeypatch.setattr(pipeline_registry, "register_pipelines", project_pipelines)
-    run_kedro(predict_project, "prediction", prediction={"model_uri": uri, "models_dir": "none"})
+    run_id = mlflow.search_runs(search_all_experiments=True)["run_id"].iloc[-1]
+    for local in (predict_project / "data" / "06_models").iterdir():
+        local.unlink()
+    run_kedro(predict_project, "prediction", env="mlflow_models", model_run_id=run_id)
     shipped = pd.read_csv(predict_project / "data/07_model_output/predictions" / f"{SHIPPED}.csv")
     total = set(shipped["power_total_prediction"].dropna())
     assert total == {10.0 + IDLE_W, 2.0 + IDLE_W, 5.0 + IDLE_W}
@@ -177,8 +192,8 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
 def test_prediction_finds_models_and_idle_power_from_a_subfolder(
     predict_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A notebook kernel runs in notebooks/: relative option paths are read from the project
-    root, like catalog paths."""
+    """A notebook kernel runs in notebooks/: models and idle power are catalog datasets, read
+    from the project root."""
     _write_idle_power(predict_project)
     (predict_project / "notebooks").mkdir()
     monkeypatch.chdir(predict_project / "notebooks")

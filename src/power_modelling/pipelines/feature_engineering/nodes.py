@@ -13,18 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from power_modelling.pipelines.feature_engineering.features import (
-    FEATURE_COLUMNS,
-    LAYER_CLASSES,
-    OTHER,
-    build_features,
+from power_modelling.core.features import FEATURE_COLUMNS, build_features
+from power_modelling.core.layers import LAYER_CLASSES, OTHER
+from power_modelling.core.mapping import (
+    LAYERWISE_COLUMNS,
+    POWER_EXCLUDING_IDLE,
+    POWER_INCLUDING_IDLE,
 )
 
 logger = logging.getLogger(__name__)
 
-POWER_EXCLUDING_IDLE = "layer_power_excluding_idle_power_micro_watt"
-POWER_INCLUDING_IDLE = "layer_power_including_idle_power_micro_watt"
-LAYERWISE_COLUMNS = ("cycle", "layer_name", POWER_INCLUDING_IDLE, POWER_EXCLUDING_IDLE)
 MICRO = 1e-6
 
 IDENTIFIER_COLUMNS = ["model", "layer_name", "layer_type", "layer_class", "count"]
@@ -43,7 +41,7 @@ TARGET_COLUMNS = [
 Partitions = Mapping[str, Callable[[], pd.DataFrame] | pd.DataFrame]
 
 
-def describe_models(layer_descriptions: Partitions) -> pd.DataFrame:
+def build_layer_features(layer_descriptions: Partitions) -> pd.DataFrame:
     """All models' layer descriptions with their features, one row per layer, ``model`` first."""
     frames = [
         _load(loader).assign(model=model) for model, loader in sorted(layer_descriptions.items())
@@ -70,11 +68,11 @@ def aggregate_measurements(layerwise: Partitions) -> pd.DataFrame:
 
 def _aggregate_model(layerwise: pd.DataFrame, model: str) -> pd.DataFrame:
     """Aggregate one model's per-cycle layer-wise table."""
-    missing = [c for c in (*LAYERWISE_COLUMNS, "layer_run_time") if c not in layerwise.columns]
+    missing = [c for c in LAYERWISE_COLUMNS if c not in layerwise.columns]
     if missing:
         raise ValueError(
             f"layerwise partition '{model}': missing column(s) {missing}; "
-            f"expected {[*LAYERWISE_COLUMNS, 'layer_run_time', 'n_samples']}"
+            f"expected {list(LAYERWISE_COLUMNS)}"
         )
     power = layerwise[POWER_EXCLUDING_IDLE].astype("float64") * MICRO
     has_power = power.notna()

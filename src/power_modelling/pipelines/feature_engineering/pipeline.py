@@ -2,11 +2,11 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from power_modelling.pipelines.feature_engineering.features import LAYER_CLASSES
+from power_modelling.core.layers import LAYER_CLASSES
 from power_modelling.pipelines.feature_engineering.nodes import (
     aggregate_measurements,
     assemble_feature_tables,
-    describe_models,
+    build_layer_features,
     split_train_test,
 )
 
@@ -17,7 +17,12 @@ def create_pipeline(**kwargs) -> Pipeline:
     tables = {name: f"{name}.feature_table" for name in LAYER_CLASSES}
     return Pipeline(
         [
-            Node(describe_models, "layer_descriptions", "layer_features", name="build_features"),
+            Node(
+                build_layer_features,
+                "layer_descriptions",
+                "layer_features",
+                name="build_layer_features",
+            ),
             Node(
                 aggregate_measurements,
                 "layerwise",
@@ -39,7 +44,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     split_train_test,
                     [f"{name}.feature_table", "params:feature_engineering.test_models"],
                     [f"{name}.model_input_train", f"{name}.model_input_test"],
-                    name=f"split_{name}",
+                    name=f"split_train_test_{name}",
                 )
                 for name in LAYER_CLASSES
             ),

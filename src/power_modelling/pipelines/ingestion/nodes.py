@@ -11,11 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from power_modelling.pipelines.ingestion.engine_info import describe_layers
-from power_modelling.pipelines.ingestion.latency import LatencyFileError, parse_layer_latency
-from power_modelling.pipelines.ingestion.metadata import idle_power, run_metadata
-from power_modelling.pipelines.ingestion.power_log import DIALECT_OF_SHAPE, parse_power_log
-from power_modelling.pipelines.ingestion.raw_files import (
+from power_modelling.core.engines import describe_layers
+from power_modelling.core.layers import RAW_ROOT
+from power_modelling.core.raw.files import (
     IDLE_POWER_FILE,
     LAYER_ENERGY_FILE,
     METADATA_SUFFIXES,
@@ -23,10 +21,11 @@ from power_modelling.pipelines.ingestion.raw_files import (
     group_by_model,
     required_files,
 )
+from power_modelling.core.raw.latency import LatencyFileError, parse_layer_latency
+from power_modelling.core.raw.metadata import idle_power, run_metadata
+from power_modelling.core.raw.power_log import DIALECT_OF_SHAPE, parse_power_log
 
 logger = logging.getLogger(__name__)
-
-RAW_ROOT = "data/01_raw"
 
 
 class ModelSkipped(Exception):

@@ -1,6 +1,6 @@
 """The ``ingestion`` pipeline: raw measurements → validated, typed tables."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Node, Pipeline
 
 from power_modelling.pipelines.ingestion.nodes import (
     build_report,
@@ -20,37 +20,37 @@ def create_pipeline(**kwargs) -> Pipeline:
     usable); ``ingest_models`` then returns one loader per usable model and table, which
     Kedro calls one at a time while saving the partitions.
     """
-    return pipeline(
+    return Pipeline(
         [
-            node(
+            Node(
                 read_idle_power,
                 inputs=_RAW,
                 outputs="idle_power",
                 name="read_idle_power",
             ),
-            node(
+            Node(
                 report_models,
                 inputs=[*_RAW, "params:ingestion"],
                 outputs="ingestion_model_reports",
-                name="report_ingestion_models",
+                name="report_models",
             ),
-            node(
+            Node(
                 ingest_models,
                 inputs=[*_RAW, "params:ingestion", "ingestion_model_reports"],
                 outputs=["power_samples", "layer_windows", "layer_descriptions", "run_metadata"],
                 name="ingest_models",
             ),
-            node(
+            Node(
                 record_data_version,
                 inputs=["raw_data_version", "params:raw_dataset"],
                 outputs="ingested_data_version",
-                name="record_raw_data_version",
+                name="record_data_version",
             ),
-            node(
+            Node(
                 build_report,
                 inputs=["ingestion_model_reports", "idle_power"],
                 outputs="ingestion_data_quality",
-                name="build_ingestion_report",
+                name="build_report",
             ),
         ]
     )

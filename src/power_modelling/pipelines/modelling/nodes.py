@@ -20,8 +20,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
-from power_modelling.pipelines.modelling.estimators import build_estimator, required_columns
-from power_modelling.pipelines.modelling.metrics import (
+from power_modelling.core import charts
+from power_modelling.core.estimators import build_estimator, required_columns
+from power_modelling.core.layers import REPORTED_TARGETS
+from power_modelling.core.metrics import (
     SELECTION_METRICS,
     regression_metrics,
     selection_loss,
@@ -30,7 +32,6 @@ from power_modelling.pipelines.modelling.metrics import (
 logger = logging.getLogger(__name__)
 
 BASELINE = "baseline"
-REPORTED_TARGETS = ("power", "power_total", "runtime")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -109,7 +110,11 @@ def _cv_within_rows(spec: dict[str, Any], n_rows: int, target: str) -> dict[str,
 
 
 def fit_spec(
-    train: pd.DataFrame, spec: dict[str, Any], target_params: dict[str, Any], random_state: int
+    train: pd.DataFrame,
+    spec: dict[str, Any],
+    target_params: dict[str, Any],
+    random_state: int,
+    threads: int = 1,
 ) -> RegressorMixin:
     """Build the estimator of ``spec`` and fit it on the rows of ``train`` with a target."""
     target = target_params["target"]
@@ -120,10 +125,10 @@ def fit_spec(
     spec = _cv_within_rows(spec, len(train), target)
     estimator = build_estimator(spec, random_state=random_state, target_shift=shift)
     y = _clip_for_log(train[target], spec, shift, float(target_params.get("log_floor", 1e-6)))
-    # BLAS threads only oversubscribe the 2 cores. Coordinate descent at the smallest of the
-    # 500 alphas rarely converges on collinear degree-3 terms: one summary line per fit
-    # instead of one warning per alpha and fold.
-    with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
+    # BLAS threads: `evaluation.threads` (many small fits gain nothing from more). Coordinate
+    # descent at the smallest of the 500 alphas rarely converges on collinear degree-3 terms:
+    # one summary line per fit instead of one warning per alpha and fold.
+    with threadpool_limits(limits=threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         fitted = estimator.fit(train, y.to_numpy())
     unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
@@ -185,12 +190,13 @@ def cross_validate_candidates(
         raise ValueError(f"Grouped CV of '{target}' needs 2+ models, got {groups.nunique()}")
     folds = list(GroupKFold(n_splits=n_splits).split(rows, groups=groups))
     seed = int(evaluation["random_state"])
+    threads = int(evaluation.get("threads", 1))
     candidates: dict[str, Any] = {}
     for name, spec in _specs(target_params).items():
         started = time.perf_counter()
         predicted = np.full(len(rows), np.nan)
         for train_index, test_index in folds:
-            model = fit_spec(rows.iloc[train_index], spec, target_params, seed)
+            model = fit_spec(rows.iloc[train_index], spec, target_params, seed, threads)
             predicted[test_index] = model.predict(rows.iloc[test_index])
         seconds = time.perf_counter() - started
         candidates[name] = {
@@ -238,7 +244,13 @@ def fit_selected_model(
     target = target_params["target"]
     rows = _trainable_rows(train, target, f"fitting '{target}'")
     spec = _specs(target_params)[cv_report["selected"]]
-    model = fit_spec(rows, spec, target_params, int(evaluation["random_state"]))
+    model = fit_spec(
+        rows,
+        spec,
+        target_params,
+        int(evaluation["random_state"]),
+        int(evaluation.get("threads", 1)),
+    )
     return model, model
 
 
@@ -249,7 +261,13 @@ def fit_baseline_model(
     metrics on the test models)."""
     target = target_params["target"]
     rows = _trainable_rows(train, target, f"fitting the baseline of '{target}'")
-    return fit_spec(rows, target_params["baseline"], target_params, int(evaluation["random_state"]))
+    return fit_spec(
+        rows,
+        target_params["baseline"],
+        target_params,
+        int(evaluation["random_state"]),
+        int(evaluation.get("threads", 1)),
+    )
 
 
 def predict_test_set(
@@ -315,59 +333,18 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}{key}": value for key, value in metrics.items()}
 
 
-# ----------------------------------------------------------------------------- charts
-UNITS = {"power": "dynamic power (W)", "power_total": "total power (W)", "runtime": "runtime (ms)"}
-
-
 def plot_test_model_bars(predictions: pd.DataFrame) -> tuple[Figure, Figure, Figure]:
     """Per test model, measured vs predicted (and baseline) per layer: one figure per target
     (``power``, ``power_total``, ``runtime``), one panel per test model."""
-    return tuple(_bars(predictions[predictions["target"] == t], t) for t in REPORTED_TARGETS)
+    return tuple(
+        charts.bars_per_test_model(predictions[predictions["target"] == t], t)
+        for t in REPORTED_TARGETS
+    )
 
 
 def plot_predicted_vs_measured(predictions: pd.DataFrame) -> tuple[Figure, Figure, Figure]:
     """Predicted vs measured scatter on log axes, one figure per target."""
-    return tuple(_scatter(predictions[predictions["target"] == t], t) for t in REPORTED_TARGETS)
-
-
-def _bars(rows: pd.DataFrame, target: str) -> Figure:
-    models = list(dict.fromkeys(rows["model"])) or ["(no test rows)"]
-    fig = Figure(figsize=(12, 2.8 * len(models)))  # no pyplot: no global backend or state
-    axes = fig.subplots(len(models), 1, squeeze=False)
-    for ax, model in zip(axes[:, 0], models, strict=True):
-        layers = rows[rows["model"] == model]
-        x = np.arange(len(layers))
-        for offset, column, label in (
-            (-0.27, "measured", "measured"),
-            (0.0, "predicted", "chosen model"),
-            (0.27, "baseline", "NeuralPower baseline"),
-        ):
-            ax.bar(x + offset, layers[column], width=0.27, label=label)
-        ax.set_xticks(x, layers["layer_name"], rotation=90, fontsize=6)
-        ax.set_title(model, fontsize=9)
-        ax.set_ylabel(UNITS[target], fontsize=8)
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def _scatter(rows: pd.DataFrame, target: str) -> Figure:
-    fig = Figure(figsize=(5.5, 5.5))
-    ax = fig.subplots()
-    positive = rows[(rows["measured"] > 0) & (rows["predicted"] > 0)]
-    for model, group in positive.groupby("model"):
-        ax.scatter(group["measured"], group["predicted"], s=14, label=str(model), alpha=0.8)
-    if len(positive):
-        low = positive[["measured", "predicted"]].min().min()
-        high = positive[["measured", "predicted"]].max().max()
-        ax.plot([low, high], [low, high], color="grey", linewidth=1)
-        ax.legend(fontsize=7)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"measured {UNITS[target]}")
-    ax.set_ylabel(f"predicted {UNITS[target]}")
-    left_out = len(rows) - len(positive)
-    note = f"; {left_out} non-positive left out" if left_out else ""
-    ax.set_title(f"{target} (test models){note}", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return tuple(
+        charts.predicted_vs_measured(predictions[predictions["target"] == t], t)
+        for t in REPORTED_TARGETS
+    )

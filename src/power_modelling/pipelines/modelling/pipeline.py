@@ -1,16 +1,17 @@
-"""The modelling template, instantiated once per layer type with ``namespace=<layer_type>``.
+"""The modelling template, instantiated once per layer class with ``namespace=<layer_class>``.
 
 Inside the template, datasets and parameters have short names (``model_input_train``,
 ``params:power``, ...); the namespace turns them into ``convolutional.model_input_train``,
-``params:convolutional.power``, ... so all layer-type differences live in
-``conf/base/parameters_modelling.yml``.
+``params:convolutional.power``, ... so all layer-class differences live in
+``conf/base/parameters_modelling.yml``. The shared ``params:evaluation`` is mapped in
+unchanged.
 """
 
 from __future__ import annotations
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Node, Pipeline
 
-from power_modelling.pipelines.feature_engineering.features import LAYER_CLASSES
+from power_modelling.core.layers import LAYER_CLASSES, REPORTED_TARGETS, TARGETS
 from power_modelling.pipelines.modelling.nodes import (
     cross_validate_candidates,
     fit_baseline_model,
@@ -21,39 +22,35 @@ from power_modelling.pipelines.modelling.nodes import (
     report_metrics,
 )
 
-LAYER_TYPES = LAYER_CLASSES  # one namespace per layer class of feature engineering
-TRAINED_TARGETS = ("power", "runtime")
-CHART_TARGETS = ("power", "power_total", "runtime")
-
 
 def _target_nodes(target: str) -> list:
     """Select, fit and fit-the-baseline nodes of one trained target."""
     return [
-        node(
+        Node(
             cross_validate_candidates,
             inputs=["model_input_train", f"params:{target}", "params:evaluation"],
             outputs=f"{target}_cv",
-            name=f"cross_validate_{target}_candidates",
+            name=f"cross_validate_candidates_{target}",
         ),
-        node(
+        Node(
             fit_selected_model,
             inputs=["model_input_train", f"params:{target}", f"{target}_cv", "params:evaluation"],
             outputs=[f"{target}_model", f"{target}_model_mlflow"],
-            name=f"fit_{target}_model",
+            name=f"fit_selected_model_{target}",
         ),
-        node(
+        Node(
             fit_baseline_model,
             inputs=["model_input_train", f"params:{target}", "params:evaluation"],
             outputs=f"{target}_baseline",
-            name=f"fit_{target}_baseline",
+            name=f"fit_baseline_model_{target}",
         ),
     ]
 
 
 def create_template() -> Pipeline:
-    """The un-namespaced template shared by all layer types."""
+    """The un-namespaced template shared by all layer classes."""
     evaluation = [
-        node(
+        Node(
             predict_test_set,
             inputs=[
                 "model_input_test",
@@ -65,40 +62,41 @@ def create_template() -> Pipeline:
             outputs="test_predictions",
             name="predict_test_set",
         ),
-        node(
+        Node(
             report_metrics,
             inputs=["test_predictions", "power_cv", "runtime_cv", "params:evaluation"],
             outputs="metrics",
             name="report_metrics",
         ),
-        node(
+        Node(
             plot_test_model_bars,
             inputs="test_predictions",
-            outputs=[f"{target}_bars_chart" for target in CHART_TARGETS],
+            outputs=[f"{target}_bars_chart" for target in REPORTED_TARGETS],
             name="plot_test_model_bars",
         ),
-        node(
+        Node(
             plot_predicted_vs_measured,
             inputs="test_predictions",
-            outputs=[f"{target}_scatter_chart" for target in CHART_TARGETS],
+            outputs=[f"{target}_scatter_chart" for target in REPORTED_TARGETS],
             name="plot_predicted_vs_measured",
         ),
     ]
-    training = [step for target in TRAINED_TARGETS for step in _target_nodes(target)]
+    training = [step for target in TARGETS for step in _target_nodes(target)]
     return Pipeline(training + evaluation)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """The template once per layer type, each in its own namespace."""
+    """The template once per layer class, each in its own namespace."""
     template = create_template()
     return sum(
         (
             Pipeline(
                 template,
-                namespace=layer_type,
-                tags={"modelling", layer_type},
+                namespace=layer_class,
+                parameters={"params:evaluation": "params:evaluation"},
+                tags={"modelling", layer_class},
             )
-            for layer_type in LAYER_TYPES
+            for layer_class in LAYER_CLASSES
         ),
         Pipeline([]),
     )

@@ -1,7 +1,7 @@
 """Network-level accuracy of the fitted models on the held-out test CNNs.
 
-Its nodes share the prediction pipeline's code (a network is evaluated by predicting it); the
-registry also appends it to ``modelling`` and ``__default__``.
+A network is evaluated by predicting it: the registry joins these nodes to the shared
+inference template, and appends the result to ``modelling`` and ``__default__``.
 """
 
 from power_modelling.pipelines.network_evaluation.pipeline import create_pipeline

@@ -1,10 +1,52 @@
-"""``kedro run --pipelines network_evaluation``: re-evaluate the saved models on the test CNNs."""
+"""``kedro run --pipelines network_evaluation``: the saved models on the held-out test CNNs.
 
-from kedro.pipeline import Pipeline
+``select_test_layers`` → the shared inference template (joined by the registry, under the
+names ``evaluation_layers`` / ``evaluation_layer_predictions``) → ``evaluate_networks``.
+"""
 
-from power_modelling.pipelines.prediction.pipeline import create_network_evaluation_pipeline
+from kedro.pipeline import Node, Pipeline
+
+from power_modelling.core.layers import LAYER_CLASSES
+from power_modelling.pipelines.network_evaluation.nodes import (
+    device_idle_power,
+    evaluate_networks,
+    select_test_layers,
+)
+
+#: The inference template's input and output under this pipeline's names.
+EVALUATION_DATASETS = {
+    "prediction_layers": "evaluation_layers",
+    "layer_predictions": "evaluation_layer_predictions",
+}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """The network evaluation of :mod:`power_modelling.pipelines.prediction.pipeline`."""
-    return create_network_evaluation_pipeline()
+    """Network evaluation's own nodes (idle power, test layers, accuracy)."""
+    test_tables = {layer_class: f"{layer_class}.model_input_test" for layer_class in LAYER_CLASSES}
+    return Pipeline(
+        [
+            Node(
+                device_idle_power,
+                inputs=[f"{layer_class}.model_input_train" for layer_class in LAYER_CLASSES],
+                outputs="device_idle_power",
+                name="device_idle_power",
+            ),
+            Node(
+                select_test_layers,
+                inputs=["layer_descriptions", *test_tables.values()],
+                outputs="evaluation_layers",
+                name="select_test_layers",
+            ),
+            Node(
+                evaluate_networks,
+                inputs={
+                    "layer_predictions": "evaluation_layer_predictions",
+                    "run_metadata": "run_metadata",
+                    "idle_power": "idle_power",
+                    **test_tables,
+                },
+                outputs="network_metrics",
+                name="evaluate_networks",
+            ),
+        ]
+    )

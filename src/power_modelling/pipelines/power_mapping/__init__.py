@@ -1,5 +1,5 @@
 """Power mapping pipeline: assign board-power samples to layer execution windows."""
 
-from .pipeline import create_pipeline
+from power_modelling.pipelines.power_mapping.pipeline import create_pipeline
 
 __all__ = ["create_pipeline"]

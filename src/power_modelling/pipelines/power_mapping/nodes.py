@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from .mapping import map_power_to_windows, summarise_power_mapping
+from power_modelling.core.mapping import map_power_to_windows, summarise_power_mapping
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import map_power, report_power_mapping
+from power_modelling.pipelines.power_mapping.nodes import map_power, report_power_mapping
 
 _INPUTS = ["power_samples", "layer_windows", "layer_descriptions"]
 
@@ -12,16 +12,16 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=map_power,
+                map_power,
                 inputs=[*_INPUTS, "idle_power"],
                 outputs="layerwise",
-                name="map_power_to_layer_windows",
+                name="map_power",
             ),
             Node(
-                func=report_power_mapping,
+                report_power_mapping,
                 inputs=[*_INPUTS, "params:power_mapping"],
                 outputs="power_mapping_data_quality",
-                name="report_power_mapping_quality",
+                name="report_power_mapping",
             ),
         ]
     )

@@ -1,0 +1,193 @@
+"""The engine reader: TensorRT inspector JSON (or the NVML/PyTorch dialect) → layer rows.
+
+``describe_layers`` is the one place that reads an engine description; ingestion and
+prediction both call it. ``load_engines`` picks the engine files of a folder to predict and
+reads each, reporting the bad ones. Schema: ``layer_descriptions`` in docs/data-contracts.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION_COLUMNS = (
+    "layer_name",
+    "layer_type",
+    "parameter_type",
+    "input_dims",
+    "output_dims",
+    "input_dtype",
+    "output_dtype",
+    "weights_dtype",
+    "weights_count",
+    "kernel",
+    "pre_padding",
+    "post_padding",
+    "stride",
+    "dilation",
+    "groups",
+    "out_maps",
+    "in_features",
+    "pooling_type",
+    "adaptive",
+    "count",
+)
+_NULLABLE_INT_COLUMNS = ("weights_count", "out_maps", "in_features")
+_OBJECT_COLUMNS = ("input_dims", "output_dims", "kernel", "pre_padding", "post_padding")
+
+
+def describe_layers(engine: dict, source: str) -> pd.DataFrame:
+    """One row per layer of an engine description, in the ``layer_descriptions`` schema.
+
+    Args:
+        engine: the parsed JSON: ``{"Layers": [layer, ...], ...}``.
+        source: where it came from (file path), used in error messages.
+
+    Raises:
+        ValueError: no ``Layers`` list, a layer that is not an object (engine built without
+            detailed profiling verbosity), or a layer without input/output ``Dimensions``.
+    """
+    if not isinstance(engine, Mapping) or not isinstance(engine.get("Layers"), list):
+        raise ValueError(
+            f"{source}: expected an engine description with a 'Layers' list "
+            "(TensorRT IEngineInspector JSON, detailed verbosity)"
+        )
+    rows = [_describe_layer(layer, index, source) for index, layer in enumerate(engine["Layers"])]
+    frame = pd.DataFrame(rows, columns=list(DESCRIPTION_COLUMNS))
+    for column in _NULLABLE_INT_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    for column in ("groups", "count"):
+        frame[column] = frame[column].astype("int64")
+    frame["adaptive"] = frame["adaptive"].astype(bool)
+    for column in ("stride", "dilation", "weights_dtype", "pooling_type", *_OBJECT_COLUMNS):
+        frame[column] = frame[column].astype(object)
+    return frame
+
+
+def _describe_layer(layer: Any, index: int, source: str) -> dict[str, Any]:
+    """The ``layer_descriptions`` row of one engine layer."""
+    if not isinstance(layer, Mapping):
+        raise ValueError(
+            f"{source}: layer #{index} is {type(layer).__name__} {str(layer)[:80]!r}, expected "
+            "an object with Name, LayerType, Inputs, Outputs (build the engine with detailed "
+            "profiling verbosity)"
+        )
+    name = str(layer.get("Name", f"#{index}"))
+    input_dims, input_dtype = _first_tensor(layer, "Inputs", name, source)
+    output_dims, output_dtype = _first_tensor(layer, "Outputs", name, source)
+    weights = layer.get("Weights") if isinstance(layer.get("Weights"), Mapping) else {}
+    return {
+        "layer_name": name,
+        "layer_type": str(layer.get("LayerType") or "Unknown"),
+        "parameter_type": layer.get("ParameterType"),
+        "input_dims": input_dims,
+        "output_dims": output_dims,
+        "input_dtype": input_dtype,
+        "output_dtype": output_dtype,
+        "weights_dtype": weights.get("Type"),
+        "weights_count": weights.get("Count"),
+        "kernel": _int_list(layer.get("Kernel", layer.get("WindowSize")), "Kernel", name, source),
+        "pre_padding": _int_list(layer.get("PrePadding"), "PrePadding", name, source),
+        "post_padding": _int_list(layer.get("PostPadding"), "PostPadding", name, source),
+        "stride": _int_list(layer.get("Stride"), "Stride", name, source),
+        "dilation": _int_list(layer.get("Dilation"), "Dilation", name, source),
+        "groups": int(layer.get("Groups") or 1),
+        "out_maps": layer.get("OutMaps"),
+        "in_features": layer.get("InFeatures"),
+        "pooling_type": layer.get("PoolingType"),
+        "adaptive": bool(layer.get("Adaptive", False)),
+        "count": int(layer.get("Count") or 1),
+    }
+
+
+def _first_tensor(layer: Mapping, key: str, name: str, source: str) -> tuple[list[int], str | None]:
+    """``Dimensions`` and ``Format/Datatype`` of the first tensor under ``Inputs``/``Outputs``."""
+    tensors = layer.get(key)
+    first = tensors[0] if isinstance(tensors, list) and tensors else None
+    if not isinstance(first, Mapping) or first.get("Dimensions") is None:
+        raise ValueError(
+            f"{source}: layer '{name}' has no {key}[0].Dimensions "
+            f"(expected {key}: [{{'Dimensions': [...], 'Format/Datatype': ...}}])"
+        )
+    dims = _int_list(first["Dimensions"], f"{key}[0].Dimensions", name, source)
+    dtype = first.get("Format/Datatype", first.get("Datatype", first.get("Format")))
+    return dims, None if dtype is None else str(dtype)
+
+
+def _int_list(value: Any, key: str, name: str, source: str) -> list[int] | None:
+    """A JSON list of integers (or a scalar, taken as a 1-element list); ``None`` stays."""
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    try:
+        return [int(item) for item in items]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{source}: layer '{name}': {key} must be a list of integers, got {value!r}"
+        ) from exc
+
+
+# In a raw measurement dataset, each model folder holds its engine here.
+RAW_ENGINE_PARTITION = "trt_profiling/trt_engine_info"
+
+
+def select_engines(partition_ids: list[str]) -> dict[str, str]:
+    """``{network: partition id}`` of the engine descriptions among a folder's ``*.json``.
+
+    A raw measurement dataset (model folders with ``trt_profiling/trt_engine_info.json``):
+    one network per model folder, every other JSON there (latency, benchmark, idle power) is
+    measurement data and is ignored. Otherwise every ``*.json`` is an engine description,
+    named by its path without the suffix.
+    """
+    raw = {pid: pid[: -len(RAW_ENGINE_PARTITION)].strip("/") for pid in partition_ids}
+    raw = {pid: net for pid, net in raw.items() if pid.endswith(RAW_ENGINE_PARTITION) and net}
+    if raw:
+        return {network.replace("/", "_"): pid for pid, network in sorted(raw.items())}
+    return {pid.replace("/", "_"): pid for pid in sorted(partition_ids)}
+
+
+def parse_engine(text: str | bytes, source: str) -> pd.DataFrame:
+    """``layer_descriptions`` rows of one engine file; ``ValueError`` naming the file (and the
+    layer) when it is not JSON, has no ``Layers`` or a layer lacks dimensions."""
+    try:
+        engine = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{source}: not valid JSON ({exc}); expected a TensorRT engine-inspector JSON "
+            "or the NVML/PyTorch dialect, {'Layers': [...]}"
+        ) from exc
+    return describe_layers(engine, source)
+
+
+def load_engines(
+    partitions: Mapping[str, Callable[[], str]], folder: str
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Parse every engine of ``folder``: ``({network: descriptions}, {network: error})``.
+
+    A bad file is reported (logged, returned in the errors) and the others still load; a
+    loader that cannot read its file raises ``ValueError`` naming it.
+    """
+    selected = select_engines(list(partitions))
+    if not selected:
+        raise ValueError(f"{folder}: no *.json engine description to predict")
+    descriptions, errors = {}, {}
+    for network, pid in selected.items():
+        source = f"{folder.rstrip('/')}/{pid}.json"
+        try:
+            descriptions[network] = parse_engine(partitions[pid](), source)
+        except ValueError as exc:
+            errors[network] = str(exc)
+            logger.error("Skipping %s: %s", network, exc)
+    logger.info(
+        "%d engine description(s) to predict in %s, %d unreadable",
+        len(descriptions),
+        folder,
+        len(errors),
+    )
+    return descriptions, errors

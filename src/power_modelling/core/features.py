@@ -1,0 +1,297 @@
+"""Layer classification and physically meaningful features, from layer descriptions only.
+
+``build_features`` needs no measurement: the prediction pipeline calls it on a new network's
+``layer_descriptions``. Definitions and formulas: docs/feature_engineering.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from power_modelling.core.layers import OTHER
+
+logger = logging.getLogger(__name__)
+
+
+#: TensorRT runs these convolutions as a GEMM (fully-connected and 1x1 layers): dense, as upstream.
+GEMM_CONVOLUTION_TYPES = frozenset({"caskgemmconvolution"})
+#: Bytes per element when a data type string is missing or unrecognised (TensorRT's default FP32).
+DEFAULT_DTYPE_BYTES = 4
+_DTYPE_PATTERNS = (  # first match wins; searched in the upper-cased string
+    (re.compile(r"FP16|HALF|BF16|FLOAT16"), 2),
+    (re.compile(r"INT8|FP8|UINT8|BOOL"), 1),
+    (re.compile(r"FP32|TF32|FLOAT|INT32"), 4),
+    (re.compile(r"INT64|FP64|DOUBLE"), 8),
+)
+
+_GEOMETRY = [
+    "batch_size",
+    "input_size_0",
+    "input_size_1",
+    "input_size_2",
+    "output_size_0",
+    "output_size_1",
+    "output_size_2",
+    "kernel_0",
+    "kernel_1",
+]
+_DERIVED = ["flops", "input_bytes", "output_bytes", "weight_bytes", "arithmetic_intensity"]
+#: The feature columns of each layer class (upstream's names first, then the derived ones).
+FEATURE_COLUMNS: dict[str, list[str]] = {
+    "convolutional": [
+        *_GEOMETRY,
+        "padding_0",
+        "padding_1",
+        "stride_0",
+        "stride_1",
+        "groups",
+        *_DERIVED,
+    ],
+    "pooling": [*_GEOMETRY, "stride_0", "stride_1", *_DERIVED],
+    "dense": ["batch_size", "input_size", "output_size", "gemm_m", "gemm_k", "gemm_n", *_DERIVED],
+}
+ALL_FEATURE_COLUMNS = list(dict.fromkeys(c for cols in FEATURE_COLUMNS.values() for c in cols))
+
+
+def classify_layers(descriptions: pd.DataFrame) -> pd.Series:
+    """``convolutional`` / ``pooling`` / ``dense`` / ``other`` from what each layer does.
+
+    ``ParameterType`` decides (``Convolution``, ``Pooling``, ``MatrixMultiply``), PyTorch
+    ``Linear`` is dense, and TensorRT's GEMM-executed convolutions are dense. Without a
+    ``ParameterType`` the ``LayerType`` name is used (``...Conv...``, ``...Pool...``).
+    """
+    parameter_type = _lower(descriptions["parameter_type"])
+    layer_type = _lower(descriptions["layer_type"])
+    unknown = parameter_type == ""
+    is_conv = (parameter_type == "convolution") | (
+        unknown & layer_type.str.contains("conv", regex=False) & descriptions["kernel"].notna()
+    )
+    is_pool = (parameter_type == "pooling") | (unknown & layer_type.str.contains("pool"))
+    is_dense = (parameter_type == "matrixmultiply") | (layer_type == "linear")
+    gemm_conv = is_conv & layer_type.isin(GEMM_CONVOLUTION_TYPES)
+    classes = np.select(
+        [gemm_conv | is_dense, is_conv, is_pool],
+        ["dense", "convolutional", "pooling"],
+        default=OTHER,
+    )
+    return pd.Series(classes, index=descriptions.index, name="layer_class")
+
+
+def dtype_bytes(dtypes: pd.Series) -> pd.Series:
+    """Bytes per element of TensorRT / NVML data type strings (``FP16``, ``Float``, ``Int8``,
+    ``Row major linear FP16 format``, ...); missing or unknown → ``DEFAULT_DTYPE_BYTES``."""
+    names = dtypes.astype(object).where(dtypes.notna(), None)
+    lookup = {name: _bytes_of(name) for name in pd.unique(names)}
+    unknown = sorted(str(name) for name, size in lookup.items() if size is None)
+    if unknown:
+        logger.warning(
+            "Unrecognised data type(s) %s: assuming %d bytes per element",
+            unknown,
+            DEFAULT_DTYPE_BYTES,
+        )
+    sizes = names.map(lambda name: lookup[name] or DEFAULT_DTYPE_BYTES)
+    return sizes.astype("float64")
+
+
+def build_features(descriptions: pd.DataFrame) -> pd.DataFrame:
+    """``descriptions`` plus ``layer_class`` and every feature column.
+
+    Rows get the features of their class; the other classes' columns are NaN (all of them
+    for ``other`` rows). Works on any ``layer_descriptions`` frame, measured or not.
+    """
+    frame = descriptions.reset_index(drop=True)
+    layer_class = classify_layers(frame)
+    features = pd.DataFrame(index=frame.index, columns=ALL_FEATURE_COLUMNS, dtype="float64")
+    for name, compute in (
+        ("convolutional", _convolution_features),
+        ("pooling", _pooling_features),
+        ("dense", _dense_features),
+    ):
+        rows = layer_class == name
+        if rows.any():
+            computed = compute(frame.loc[rows])
+            features.loc[rows, computed.columns] = computed.to_numpy(dtype="float64")
+    _log_classes(layer_class, frame["layer_type"])
+    # ``groups`` is a description column already (1 unless grouped, every row): keep that one.
+    features = features.drop(columns="groups")
+    stale = [c for c in ("layer_class", *features.columns) if c in frame.columns]
+    return pd.concat([frame.drop(columns=stale), layer_class, features], axis=1)
+
+
+def _convolution_features(rows: pd.DataFrame) -> pd.DataFrame:
+    """Geometry, FLOPs and bytes of convolutions ``[N, C, H, W] → [N, K, P, Q]``."""
+    geometry = _spatial_geometry(rows, kernel=_matrix(rows["kernel"], 2))
+    padding = _matrix(rows["pre_padding"], 2, fill=0) + _matrix(rows["post_padding"], 2, fill=0)
+    stride = _matrix(rows["stride"], 2, fill=1)
+    groups = rows["groups"].to_numpy(dtype="float64")
+    kernel_area = geometry["kernel_0"] * geometry["kernel_1"]
+    macs_per_output = geometry["input_size_0"] / groups * kernel_area
+    outputs = _outputs(geometry)
+    weights = _weight_elements(rows, geometry["output_size_0"] * macs_per_output)
+    features = geometry.assign(
+        padding_0=padding[:, 0],
+        padding_1=padding[:, 1],
+        stride_0=stride[:, 0],
+        stride_1=stride[:, 1],
+        groups=groups,
+        flops=2.0 * outputs * macs_per_output,
+    )
+    return _with_bytes(features, rows, weights)
+
+
+def _pooling_features(rows: pd.DataFrame) -> pd.DataFrame:
+    """Pooling: the kernel is ``WindowSize``; without one, ``ceil(input / output)`` per axis
+    (the input's spatial size for a global pooling). One operation per window element."""
+    in_dims, out_dims = _matrix(rows["input_dims"], 4), _matrix(rows["output_dims"], 4)
+    fallback = np.ceil(in_dims[:, 2:4] / np.where(out_dims[:, 2:4] > 0, out_dims[:, 2:4], 1))
+    window = _matrix(rows["kernel"], 2)
+    window = np.where(np.isnan(window), fallback, window)
+    geometry = _spatial_geometry(rows, kernel=window)
+    stride = _matrix(rows["stride"], 2)
+    stride = np.where(np.isnan(stride), window, stride)
+    features = geometry.assign(
+        stride_0=stride[:, 0],
+        stride_1=stride[:, 1],
+        flops=_outputs(geometry) * geometry["kernel_0"] * geometry["kernel_1"],
+    )
+    return _with_bytes(features, rows, np.zeros(len(rows)))
+
+
+def _dense_features(rows: pd.DataFrame) -> pd.DataFrame:
+    """Dense layers as a GEMM ``[M, K] x [K, N]``.
+
+    PyTorch ``Linear`` on ``[..., K]``: M = product of the leading dimensions (``N*H*W`` for a
+    4-D ``[N, H, W, C]``). TensorRT GEMM convolution ``[B, C, H, W] → [B, K, P, Q]``:
+    M = ``B*P*Q``, K = ``C / groups * kh * kw``, N = ``K`` output maps.
+    """
+    in_dims, out_dims = _matrix(rows["input_dims"], 8), _matrix(rows["output_dims"], 8)
+    in_rank = rows["input_dims"].map(len).to_numpy()
+    out_rank = rows["output_dims"].map(len).to_numpy()
+    line = np.arange(len(rows))
+    in_total, out_total = np.nanprod(in_dims, axis=1), np.nanprod(out_dims, axis=1)
+    linear_k = _first_present(rows["in_features"], in_dims[line, in_rank - 1])
+    linear_n = _first_present(rows["out_maps"], out_dims[line, out_rank - 1])
+    kernel = _matrix(rows["kernel"], 2, fill=1)
+    groups = rows["groups"].to_numpy(dtype="float64")
+    conv_k = in_dims[:, 1] / groups * kernel[:, 0] * kernel[:, 1]
+    conv_n = _first_present(rows["out_maps"], out_dims[:, 1])
+    as_conv = _lower(rows["parameter_type"]).to_numpy() == "convolution"
+    gemm_k = np.where(as_conv, conv_k, linear_k)
+    gemm_n = np.where(as_conv, conv_n, linear_n)
+    gemm_m = np.where(as_conv, out_total / out_dims[:, 1], in_total / linear_k)
+    features = pd.DataFrame(
+        {
+            "batch_size": in_dims[:, 0],
+            "input_size": in_total / in_dims[:, 0],
+            "output_size": out_total / out_dims[:, 0],
+            "gemm_m": gemm_m,
+            "gemm_k": gemm_k,
+            "gemm_n": gemm_n,
+            "flops": 2.0 * gemm_m * gemm_k * gemm_n,
+        },
+        index=rows.index,
+    )
+    return _with_bytes(features, rows, _weight_elements(rows, gemm_k * gemm_n))
+
+
+def _spatial_geometry(rows: pd.DataFrame, kernel: np.ndarray) -> pd.DataFrame:
+    """Upstream's ``batch_size, input_size_0..2, output_size_0..2, kernel_0/1`` (NCHW)."""
+    in_dims, out_dims = _matrix(rows["input_dims"], 4), _matrix(rows["output_dims"], 4)
+    return pd.DataFrame(
+        {
+            "batch_size": in_dims[:, 0],
+            "input_size_0": in_dims[:, 1],
+            "input_size_1": in_dims[:, 2],
+            "input_size_2": in_dims[:, 3],
+            "output_size_0": out_dims[:, 1],
+            "output_size_1": out_dims[:, 2],
+            "output_size_2": out_dims[:, 3],
+            "kernel_0": kernel[:, 0],
+            "kernel_1": kernel[:, 1],
+        },
+        index=rows.index,
+    )
+
+
+def _outputs(geometry: pd.DataFrame) -> pd.Series:
+    """Output elements of a NCHW layer, all batch items."""
+    return (
+        geometry["batch_size"]
+        * geometry["output_size_0"]
+        * geometry["output_size_1"]
+        * geometry["output_size_2"]
+    )
+
+
+def _weight_elements(rows: pd.DataFrame, computed: np.ndarray | pd.Series) -> np.ndarray:
+    """TensorRT's ``Weights.Count`` where present, else the count implied by the shape."""
+    return _first_present(rows["weights_count"], np.asarray(computed, dtype="float64"))
+
+
+def _with_bytes(features: pd.DataFrame, rows: pd.DataFrame, weights: np.ndarray) -> pd.DataFrame:
+    """Add tensor sizes in bytes (at each tensor's data type) and the arithmetic intensity."""
+    input_bytes = np.nanprod(_matrix(rows["input_dims"], 8), axis=1) * dtype_bytes(
+        rows["input_dtype"]
+    )
+    output_bytes = np.nanprod(_matrix(rows["output_dims"], 8), axis=1) * dtype_bytes(
+        rows["output_dtype"]
+    )
+    weight_dtype = rows["weights_dtype"].where(rows["weights_dtype"].notna(), rows["input_dtype"])
+    weight_bytes = np.asarray(weights, dtype="float64") * dtype_bytes(weight_dtype)
+    moved = input_bytes + output_bytes + weight_bytes
+    return features.assign(
+        input_bytes=input_bytes,
+        output_bytes=output_bytes,
+        weight_bytes=weight_bytes,
+        arithmetic_intensity=features["flops"] / moved.where(moved > 0),
+    )
+
+
+def _matrix(values: pd.Series, width: int, fill: float = np.nan) -> np.ndarray:
+    """List-valued column (lists or arrays, ``None`` allowed) → ``(n, width)`` float array,
+    padded with ``fill``."""
+    out = np.full((len(values), width), fill, dtype="float64")
+    for line, items in enumerate(values.to_numpy()):
+        if items is not None and not (np.isscalar(items) and pd.isna(items)):
+            row = np.asarray(items, dtype="float64")[:width]
+            out[line, : len(row)] = row
+    return out
+
+
+def _first_present(preferred: pd.Series, fallback: np.ndarray) -> np.ndarray:
+    """``preferred`` where it is set, else ``fallback``."""
+    values = pd.to_numeric(preferred, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return np.where(np.isnan(values), fallback, values)
+
+
+def _lower(values: pd.Series) -> pd.Series:
+    """Lower-cased strings, missing → ``""``."""
+    return values.astype(object).where(values.notna(), "").astype(str).str.lower()
+
+
+def _bytes_of(name: object) -> int | None:
+    """Bytes per element of one data type string, ``None`` if not recognised."""
+    if name is None:
+        return None
+    text = str(name).upper()
+    for pattern, size in _DTYPE_PATTERNS:
+        if pattern.search(text):
+            return size
+    return None
+
+
+def _log_classes(layer_class: pd.Series, layer_type: Iterable[str]) -> None:
+    """Log how many layers fell in each class, and the raw types counted as ``other``."""
+    counts = layer_class.value_counts().to_dict()
+    other = pd.Series(list(layer_type), index=layer_class.index)[layer_class == OTHER]
+    logger.info(
+        "Classified %d layers: %s; other by raw type: %s",
+        len(layer_class),
+        counts,
+        other.value_counts().to_dict(),
+    )

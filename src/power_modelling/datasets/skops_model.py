@@ -1,0 +1,80 @@
+"""A fitted scikit-learn model as a skops file: loading it never executes code.
+
+Pickle (and joblib) files run whatever code they carry when they are loaded, so a model file
+that came from somewhere else (a shared folder, DagsHub, a colleague) could do anything. A
+skops file is data: ``skops.io`` rebuilds only the types it is told to trust. This dataset
+trusts scikit-learn and NumPy (what skops itself calls safe) plus the ``trusted_types`` named
+in the catalog, and refuses a file that needs anything else, naming the types.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+
+class SkopsModelDataset(AbstractDataset[Any, Any]):
+    """``filepath``: the ``.skops`` file; ``trusted_types``: fully qualified names of the
+    project's own types a model may contain (beyond skops' safe defaults)."""
+
+    def __init__(
+        self,
+        filepath: str,
+        trusted_types: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = Path(filepath)
+        self._trusted = list(trusted_types or [])
+        self.metadata = metadata
+
+    def load(self) -> Any:
+        import skops.io as sio  # noqa: PLC0415 (only when a model is read)
+
+        if not self._filepath.is_file():
+            raise DatasetError(
+                f"{self._filepath}: no fitted model here; train with `kedro run` (or "
+                "`kedro run --pipelines modelling`) or choose other models (docs/prediction.md)"
+            )
+        try:
+            untrusted = sio.get_untrusted_types(file=self._filepath)
+        except (zipfile.BadZipFile, ValueError, KeyError) as exc:
+            raise DatasetError(
+                f"{self._filepath}: not a skops model file ({exc}); pickle/joblib model files "
+                "are refused because loading them can execute code"
+            ) from exc
+        refused = sorted(set(untrusted) - set(self._trusted))
+        if refused:
+            raise DatasetError(
+                f"{self._filepath}: refusing to load a model that needs types outside the "
+                f"trusted list: {refused}. If you trust this file, add them to trusted_types "
+                "of its catalog entry."
+            )
+        return sio.load(self._filepath, trusted=untrusted)
+
+    def save(self, data: Any) -> None:
+        import skops.io as sio  # noqa: PLC0415
+
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        # temporary file beside the target, then an atomic rename: a reader never sees half
+        # a model, and a failed write leaves the previous model in place
+        handle, temporary = tempfile.mkstemp(
+            dir=self._filepath.parent, prefix=f".{self._filepath.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(sio.dumps(data))
+            os.replace(temporary, self._filepath)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "trusted_types": self._trusted}

@@ -1,0 +1,38 @@
+"""The inference template (the kedro-mlflow tutorial's shared "inference" nodes).
+
+``prediction`` feeds it the networks to predict, ``network_evaluation`` the held-out test
+CNNs (``pipeline(..., inputs=..., outputs=...)`` renames its two free datasets), and
+``pipeline_ml_factory`` logs it as the served MLflow model. Its other inputs, the six fitted
+models and the device's idle power, are catalog datasets: where they come from (the local
+``data/06_models`` or an MLflow run) is configuration, not code.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from power_modelling.core.layers import LAYER_CLASSES, TARGETS, model_key
+from power_modelling.pipelines.inference.nodes import predict_layers
+
+#: The free input (layer descriptions, ``network`` column optional) and output of the template.
+LAYERS = "prediction_layers"
+PREDICTIONS = "layer_predictions"
+#: Catalog name of a fitted model written by the modelling pipeline.
+MODEL_DATASET = "{layer_class}.{target}_model"
+
+
+def model_datasets() -> dict[str, str]:
+    """``{convolutional_power: "convolutional.power_model", ...}`` for the six fitted models."""
+    return {
+        model_key(layer_class, target): MODEL_DATASET.format(layer_class=layer_class, target=target)
+        for layer_class in LAYER_CLASSES
+        for target in TARGETS
+    }
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """``prediction_layers`` + models + ``device_idle_power`` → ``layer_predictions``."""
+    inputs = {"layers": LAYERS, "idle_power": "device_idle_power", **model_datasets()}
+    return Pipeline(
+        [Node(predict_layers, inputs, PREDICTIONS, name="predict_layers", tags={"inference"})]
+    )

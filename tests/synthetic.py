@@ -1,0 +1,109 @@
+"""Synthetic model-input tables and small, fast modelling parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+IDLE_W = 120.0
+CONV_FEATURES = [
+    "batch_size",
+    "input_size_0",
+    "input_size_1",
+    "input_size_2",
+    "output_size_0",
+    "output_size_1",
+    "output_size_2",
+    "kernel_0",
+    "kernel_1",
+    "padding_0",
+    "padding_1",
+    "stride_0",
+    "stride_1",
+]
+
+
+def synthetic_conv_table(n_models: int = 6, layers: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Convolution-like rows: runtime and power grow with the FLOPs, a few NaN powers."""
+    rng = np.random.default_rng(seed)
+    n = n_models * layers
+    channels_in = rng.choice([16, 32, 64, 128], n)
+    channels_out = rng.choice([16, 32, 64, 128], n)
+    size = rng.choice([7, 14, 28, 56], n)
+    kernel = rng.choice([1, 3], n)
+    frame = pd.DataFrame(
+        {
+            "model": np.repeat([f"net{i}" for i in range(n_models)], layers),
+            "layer_name": [f"conv{i}" for i in range(n)],
+            "count": 1,
+            "batch_size": 1,
+            "input_size_0": channels_in,
+            "input_size_1": size,
+            "input_size_2": size,
+            "output_size_0": channels_out,
+            "output_size_1": size,
+            "output_size_2": size,
+            "kernel_0": kernel,
+            "kernel_1": kernel,
+            "padding_0": kernel // 2,
+            "padding_1": kernel // 2,
+            "stride_0": 1,
+            "stride_1": 1,
+            "groups": 1,
+        }
+    )
+    frame["flops"] = 2.0 * channels_in * channels_out * size * size * kernel * kernel
+    frame["input_bytes"] = 2.0 * channels_in * size * size
+    frame["output_bytes"] = 2.0 * channels_out * size * size
+    frame["weight_bytes"] = 2.0 * channels_in * channels_out * kernel * kernel
+    frame["arithmetic_intensity"] = frame["flops"] / (
+        frame["input_bytes"] + frame["output_bytes"] + frame["weight_bytes"]
+    )
+    frame["runtime"] = 1e-3 + 2e-11 * frame["flops"] * rng.lognormal(0, 0.05, n)
+    frame["power"] = 80.0 * np.log10(frame["flops"]) / 10 + rng.normal(0, 1.0, n) - 20
+    frame["power_total"] = frame["power"] + IDLE_W
+    frame.loc[[3, 17], ["power", "power_total"]] = np.nan  # too few power samples
+    frame[["power_std", "runtime_std", "n_power_samples", "n_cycles"]] = [0.5, 1e-5, 300, 10]
+    return frame
+
+
+def small_target_params(target: str) -> dict:
+    """One target's parameters with a tiny baseline and one tree candidate."""
+    return {
+        "target": target,
+        "model_total_power": target == "power",
+        "log_floor": 1e-3,
+        "selection": {"target": "power_total" if target == "power" else target, "metric": "rmspe"},
+        "baseline": {
+            "features": CONV_FEATURES,
+            "special_terms": {
+                "ops_per_input": [
+                    "input_size_0",
+                    "input_size_1",
+                    "input_size_2",
+                    "kernel_0",
+                    "kernel_1",
+                    "output_size_0",
+                ]
+            },
+            "log_inputs": True,
+            "polynomial_degree": 2,
+            "scaler": "standard",
+            "regressor": {"type": "lasso_cv", "cv": 3, "alphas": 5, "max_iter": 2000},
+        },
+        "candidates": {
+            "extra_trees": {
+                "features": ["flops", "input_bytes", "output_bytes", "weight_bytes"],
+                "regressor": {"type": "extra_trees", "n_estimators": 20},
+                "log_target": True,
+            }
+        },
+    }
+
+
+EVALUATION = {
+    "group_column": "model",
+    "cv_folds": 3,
+    "random_state": 7,
+    "percentage_floor": {"power": 0.5, "power_total": 0.0, "runtime": 0.0},
+}
