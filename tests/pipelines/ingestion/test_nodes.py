@@ -12,7 +12,6 @@ from power_modelling.pipelines.ingestion.nodes import (
     build_report,
     ingest_models,
     read_idle_power,
-    report_models,
 )
 from tests.helpers import run_kedro
 
@@ -80,10 +79,14 @@ def _loaders(files: dict[str, bytes]) -> dict:
 
 
 def _ingest(files: dict[str, bytes]) -> tuple[dict, dict, dict, dict, dict]:
-    """Both nodes as the pipeline runs them, every partition loader called."""
-    reports = report_models(_loaders(files), "fixture", PARAMS)
-    tables = ingest_models(_loaders(files), "fixture", PARAMS, reports)
-    return (*({m: load() for m, load in table.items()} for table in tables), reports)
+    """The node as the pipeline runs it: every partition loader called in output order
+    (windows, samples, descriptions, metadata, reports)."""
+    windows, power, descriptions, metadata, reports = ingest_models(
+        _loaders(files), "fixture", PARAMS
+    )
+    called = [{m: load() for m, load in table.items()} for table in (windows, power)]
+    rest = [{m: load() for m, load in t.items()} for t in (descriptions, metadata, reports)]
+    return called[1], called[0], *rest
 
 
 def test_both_dialects_and_every_bad_model_case(caplog):
@@ -152,7 +155,7 @@ def test_both_dialects_and_every_bad_model_case(caplog):
         "source": "data/01_raw/fixture/idling_power.json",
         "unit": "microwatt",
     }
-    summary = build_report(reports, idle)["_summary"]
+    summary = build_report({m: (lambda r=r: r) for m, r in reports.items()}, idle)["_summary"]
     assert summary["models_found"] == 5
     assert (summary["models_ingested"], summary["models_skipped"]) == (3, 2)
     assert summary["malformed_power_lines"] == 1
@@ -170,7 +173,7 @@ def test_missing_metadata_names_both_accepted_files():
 
 def test_zero_usable_models_fails_with_one_clear_message():
     with pytest.raises(ValueError) as error:
-        report_models({}, "empty_set", PARAMS)
+        ingest_models({}, "empty_set", PARAMS)
     assert str(error.value).startswith(
         "No usable model run in data/01_raw/empty_set (0 model folder(s) found)"
     )
@@ -180,10 +183,10 @@ def test_zero_usable_models_among_several_fails_too():
     files = _nvml_files("a")
     del files["a/a_benchmark.json"]
     with pytest.raises(ValueError, match=r"No usable model run in data/01_raw/f \(1 model"):
-        report_models(_loaders(files), "f", PARAMS)
+        ingest_models(_loaders(files), "f", PARAMS)
 
 
-def test_partitions_are_lazy_and_each_loader_reads_only_its_files(caplog):
+def test_each_raw_file_is_parsed_once_lazily_and_its_findings_logged_once(caplog):
     files = {**_jetson_files("jet"), **_nvml_files("nv")}
     files["jet/jet_power_log.log"] = f"{TS2},5000.0,1200.0\n{TS1},5000.0,1000.0\n\n".encode()
     broken = _nvml_files("broken")
@@ -199,35 +202,35 @@ def test_partitions_are_lazy_and_each_loader_reads_only_its_files(caplog):
         return load
 
     raw = {path: counting(path, content) for path, content in files.items()}
-    reports = report_models(raw, "fixture", PARAMS)
-    assert reports["broken"]["skipped"]
-    reads.clear()
-    caplog.clear()
-
-    tables = ingest_models(raw, "fixture", PARAMS, reports)
-    assert reads == []  # nothing parsed yet
+    tables = ingest_models(raw, "fixture", PARAMS)
+    big = ("_power_log.log", "trt_layer_latency.json")
+    assert not [path for path in reads if path.endswith(big)]  # nothing big parsed yet
     for table in tables:
-        assert sorted(table) == ["jet", "nv"]  # the skipped model gets no partition
+        assert sorted(table) == ["broken", "jet", "nv"]
         assert all(callable(load) for load in table.values())
 
-    power, windows, descriptions, metadata = tables
-    expected = [
-        (power, "jet", ["jet/jet_power_log.log"]),
-        (windows, "jet", ["jet/trt_profiling/trt_layer_latency.json"]),
-        (descriptions, "nv", ["nv/trt_profiling/trt_engine_info.json"]),
-        (metadata, "nv", ["nv/nv_benchmark.json", "nv/layer_energy.json"]),
-        (metadata, "jet", ["jet/jet_tensorrt.json"]),
-    ]
-    for table, model, paths in expected:
-        reads.clear()
-        table[model]()
-        assert reads == paths
-
-    samples = power["jet"]()
-    assert samples["timestamp"].is_monotonic_increasing  # out-of-order log sorted
-    assert samples["power_uw"].tolist() == [5_000_000.0, 6_000_000.0]
-    assert metadata["nv"]()["dialect"] == "nvml" and metadata["jet"]()["has_power_windows"]
-    assert caplog.text == ""  # the parsers' findings were logged once, by report_models
+    reads.clear()
+    windows, power, descriptions, metadata, reports = (
+        {model: load() for model, load in table.items()} for table in tables
+    )
+    # every big file read exactly once, over all five outputs; the broken model's power log
+    # is not even read once its latency file turned out unusable
+    assert sorted(reads) == sorted(
+        [
+            "jet/jet_power_log.log",
+            "jet/trt_profiling/trt_layer_latency.json",
+            "nv/nv_power_log.log",
+            "nv/trt_profiling/trt_layer_latency.json",
+            "broken/trt_profiling/trt_layer_latency.json",
+        ]
+    )
+    assert power["jet"]["timestamp"].is_monotonic_increasing  # out-of-order log sorted
+    assert power["jet"]["power_uw"].tolist() == [5_000_000.0, 6_000_000.0]
+    assert metadata["nv"]["dialect"] == "nvml" and metadata["jet"]["has_power_windows"]
+    # an unusable latency file: empty tables, a report saying why
+    assert windows["broken"].empty and power["broken"].empty and descriptions["broken"].empty
+    assert reports["broken"]["skipped"] and "expected an object" in reports["broken"]["reason"]
+    assert caplog.text.count("jet_power_log.log: skipped 0 malformed line(s)") == 1  # once
 
 
 def test_idle_power_must_be_there():

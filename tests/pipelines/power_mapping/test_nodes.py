@@ -29,15 +29,20 @@ def _loaders(runs, attribute: str, loaded: list[str], suffix: str = "") -> dict:
     return {f"{name}{suffix}": loader(name) for name in runs}
 
 
-def test_map_power_returns_one_lazy_partition_per_model(runs) -> None:
-    loaded: list[str] = []
-    partitions = map_power(
-        _loaders(runs, "samples", loaded, suffix=".parquet"),  # a suffix in the id is dropped
+def _map(runs, loaded: list[str], params: dict | None = None, suffix: str = ""):
+    return map_power(
+        _loaders(runs, "samples", loaded, suffix=suffix),
         _loaders(runs, "windows", loaded),
         _loaders(runs, "descriptions", loaded),
         {"avg_idle_power_uw": 4.2e6},
+        params or {},
     )
-    assert sorted(partitions) == ["a", "b"]
+
+
+def test_map_power_returns_one_lazy_partition_per_model(runs) -> None:
+    loaded: list[str] = []
+    partitions, reports = _map(runs, loaded, suffix=".parquet")  # a suffix in ids is dropped
+    assert sorted(partitions) == sorted(reports) == ["a", "b"]
     assert loaded == []  # nothing is read before Kedro saves the partition
     table = partitions["a"]()
     assert sorted(loaded) == ["a.descriptions", "a.samples", "a.windows"]
@@ -45,35 +50,47 @@ def test_map_power_returns_one_lazy_partition_per_model(runs) -> None:
     assert table[INCL].notna().any()
 
 
-def test_report_holds_every_model_and_warns_once(runs, caplog) -> None:
+def test_each_model_is_joined_once_and_its_report_warns_once(runs, caplog) -> None:
     loaded: list[str] = []
     with caplog.at_level(logging.WARNING):
-        report = report_power_mapping(
-            _loaders(runs, "samples", loaded),
-            _loaders(runs, "windows", loaded),
-            _loaders(runs, "descriptions", loaded),
-            {"min_samples_per_layer": 10**6},
-        )
+        tables, reports = _map(runs, loaded, {"min_samples_per_layer": 10**6})
+        for load in tables.values():  # Kedro saves the tables first (output order)
+            load()
+        report = report_power_mapping(reports)
     assert sorted(report) == ["a", "b"]
     assert report["b"]["windows_total"] == 80
     assert report["a"]["layers_below_min_samples_count"] == 4
     assert caplog.text.count("have fewer than 1000000 power samples") == 2
+    assert sorted(loaded) == sorted(
+        f"{m}.{t}" for m in "ab" for t in ("samples", "windows", "descriptions")
+    )
+
+
+def test_a_report_asked_for_first_is_joined_for_it(runs) -> None:
+    loaded: list[str] = []
+    tables, reports = _map(runs, loaded)
+    assert reports["a"]()["windows_total"] == 80
+    assert sorted(loaded) == ["a.descriptions", "a.samples", "a.windows"]
 
 
 def test_model_without_samples_or_descriptions_is_still_mapped(caplog) -> None:
     gen = generate_run(n_cycles=5, n_layers=3)
-    table = map_power({}, {"net": lambda: gen.windows}, {}, {"avg_idle_power_uw": 1.0})["net"]()
+    with caplog.at_level(logging.WARNING):
+        tables, reports = map_power(
+            {"x": lambda: gen.samples},
+            {"net": lambda: gen.windows},
+            {},
+            {"avg_idle_power_uw": 1.0},
+            {},
+        )
+        table = tables["net"]()
     assert table[INCL].isna().all()
     assert set(table["layer_type"]) == {"Unknown"}
-    with caplog.at_level(logging.WARNING):
-        report = report_power_mapping(
-            {"x": lambda: gen.samples}, {"net": lambda: gen.windows}, {}, {}
-        )
-    assert report["net"]["samples_total"] == 0
+    assert report_power_mapping(reports)["net"]["samples_total"] == 0
     assert "no power samples" in caplog.text
     assert "without layer windows (not mapped): ['x']" in caplog.text
 
 
 def test_no_models() -> None:
-    assert map_power({}, {}, {}, {"avg_idle_power_uw": 1.0}) == {}
-    assert report_power_mapping({}, {}, {}, {}) == {}
+    assert map_power({}, {}, {}, {"avg_idle_power_uw": 1.0}, {}) == ({}, {})
+    assert report_power_mapping({}) == {}

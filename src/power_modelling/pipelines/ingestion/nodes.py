@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -65,108 +64,159 @@ def record_data_version(version: dict[str, str], raw_dataset: str) -> dict[str, 
     return version
 
 
-def report_models(
+def ingest_models(
     raw_files: dict[str, Loader], raw_dataset: str, params: dict
-) -> dict[str, dict[str, Any]]:
-    """Check and parse every model run of the raw folder, one at a time, → per-model reports.
+) -> tuple[dict[str, Table], dict[str, Table], dict[str, Table], dict[str, Table], dict]:
+    """Every model run of the raw folder → its ``layer_windows``, ``power_samples``,
+    ``layer_descriptions`` and ``run_metadata`` partitions and its ingestion report, each raw
+    file parsed exactly once.
 
-    Decides which models are usable (``ingest_models`` writes only those) and logs every
-    finding; the parsed tables are discarded. Unusable models are skipped and reported as
-    ``{"skipped": true, "reason": ...}``; no usable model at all is an error naming the raw
-    folder."""
+    The small files (engine description, metadata, layer energy) are read and checked here, so
+    a model with a missing or unreadable one is skipped before anything is written (reported as
+    ``{"skipped": true, "reason": ...}``); no usable model at all is an error naming the raw
+    folder. The big files are parsed lazily by the partition loaders, which Kedro calls one at
+    a time while saving, so one model's tables are in memory at a time; each parser logs its
+    findings once and hands its report to the model's report partition, saved last. A latency
+    file found unusable then leaves that model's tables empty and its report ``skipped``.
+    """
     raw_dir = f"{RAW_ROOT}/{raw_dataset}"
-    reports: dict[str, dict] = {}
+    max_lines = int(params.get("max_reported_lines", 5))
+    max_names = int(params.get("max_reported_names", 50))
+    runs: dict[str, _ModelRun] = {}
+    reports: dict[str, Table] = {}
     models = group_by_model(raw_files)
     for number, (model, files) in enumerate(models.items(), start=1):
-        logger.info("Ingesting %s (%d/%d)", model, number, len(models))
+        folder = f"{raw_dir}/{model}"
         try:
-            reports[model] = report_model(model, files, f"{raw_dir}/{model}", params)
+            runs[model] = _ModelRun.checked(model, files, folder, max_lines, max_names)
+            logger.info(
+                "Ingesting %s (%d/%d): %s dialect", model, number, len(models), runs[model].dialect
+            )
+            reports[model] = runs[model].report
         except ModelSkipped as skipped:
             logger.error("Skipping model %s: %s", model, skipped)
-            reports[model] = {"skipped": True, "reason": str(skipped)}
-    if all(report.get("skipped") for report in reports.values()):
+            reports[model] = partial(dict, skipped=True, reason=str(skipped))
+    if not runs:
         raise ValueError(
             f"No usable model run in {raw_dir} ({len(models)} model folder(s) found): "
             "see the errors above and docs/ingestion.md"
         )
-    return reports
-
-
-def ingest_models(
-    raw_files: dict[str, Loader],
-    raw_dataset: str,
-    params: dict,
-    model_reports: dict[str, dict[str, Any]],
-) -> tuple[dict[str, Table], dict[str, Table], dict[str, Table], dict[str, Table]]:
-    """The usable models' (power_samples, layer_windows, layer_descriptions, run_metadata)
-    partitions, as loaders Kedro calls one at a time while saving.
-
-    Each loader reads and parses only the raw file(s) its table needs, so one model's table
-    is in memory at a time. The parsers' findings were logged by ``report_models``; the
-    loaders parse quietly. Dialect and ``has_power_windows`` come from ``model_reports``."""
-    raw_dir = f"{RAW_ROOT}/{raw_dataset}"
-    max_lines = int(params.get("max_reported_lines", 5))
-    tables: tuple[dict[str, Table], ...] = ({}, {}, {}, {})
-    for model, files in group_by_model(raw_files).items():
-        report = model_reports.get(model)
-        if report is None or report.get("skipped"):
-            continue
-        folder = f"{raw_dir}/{model}"
-        found, _ = required_files(model, files)
-        loaders = (
-            partial(_power_samples, files, found, folder, max_lines),
-            partial(_layer_windows, files, found, folder, max_lines),
-            partial(_layer_descriptions, files, found, folder),
-            partial(_run_metadata, model, files, found, report),
-        )
-        for partitions, loader in zip(tables, loaders, strict=True):
-            partitions[model] = loader
-    power_samples, layer_windows, layer_descriptions, metadata = tables
-    return power_samples, layer_windows, layer_descriptions, metadata
-
-
-def report_model(model: str, files: dict[str, Loader], folder: str, params: dict) -> dict:
-    """Check and parse one model run → its report (the tables are discarded); raises
-    ``ModelSkipped`` when a required file is missing or unreadable."""
-    found, missing = required_files(model, files)
-    if missing:
-        raise ModelSkipped(f"{folder}: missing {', '.join(missing)}")
-    max_lines = int(params.get("max_reported_lines", 5))
-
-    _, power_report = parse_power_log(
-        files[found["power_log"]](), f"{folder}/{found['power_log']}", max_lines
+    return (
+        {model: run.layer_windows for model, run in runs.items()},
+        {model: run.power_samples for model, run in runs.items()},
+        {model: run.layer_descriptions for model, run in runs.items()},
+        {model: run.run_metadata for model, run in runs.items()},
+        reports,
     )
-    try:
-        windows, latency_report = parse_layer_latency(
-            files[found["latency"]](), f"{folder}/{found['latency']}", max_lines
+
+
+class _ModelRun:
+    """One model run being ingested: the small files checked up front, the big ones parsed by
+    the first table loader that needs them, and the parse reports kept for the report."""
+
+    def __init__(self, model: str, files: dict[str, Loader], found: dict[str, str], folder: str):
+        self.model, self.files, self.found, self.folder = model, files, found, folder
+        self.max_lines = self.max_names = 0
+        self.descriptions = pd.DataFrame()
+        self.metadata: dict = {}
+        self.layer_energy: dict | None = None
+        self.dialect = ""
+        self.power_report: dict | None = None
+        self.latency_report: dict | None = None
+        self.timed_names: list[str] | None = None
+        self.skipped: str | None = None
+
+    @classmethod
+    def checked(
+        cls, model: str, files: dict[str, Loader], folder: str, max_lines: int, max_names: int
+    ) -> _ModelRun:
+        """Read and check the small files; ``ModelSkipped`` names what is missing or bad."""
+        found, missing = required_files(model, files)
+        if missing:
+            raise ModelSkipped(f"{folder}: missing {', '.join(missing)}")
+        run = cls(model, files, found, folder)
+        run.max_lines, run.max_names = max_lines, max_names
+        engine = _read_json(files, found["engine_info"], folder)
+        try:
+            run.descriptions = describe_layers(engine, f"{folder}/{found['engine_info']}")
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelSkipped(f"{folder}/{found['engine_info']}: {exc}") from exc
+        run.metadata = _read_json(files, found["metadata"], folder)
+        run.layer_energy = _read_optional_json(files, LAYER_ENERGY_FILE, folder)
+        run.dialect = next(
+            d for d, suffix in METADATA_SUFFIXES.items() if found["metadata"].endswith(suffix)
         )
-    except LatencyFileError as exc:
-        raise ModelSkipped(str(exc)) from exc
-    engine = _read_json(files, found["engine_info"], folder)
-    _read_json(files, found["metadata"], folder)
-    try:
-        descriptions = describe_layers(engine, f"{folder}/{found['engine_info']}")
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelSkipped(f"{folder}/{found['engine_info']}: {exc}") from exc
-    del engine
-    _read_optional_json(files, LAYER_ENERGY_FILE, folder)
+        return run
 
-    dialect, dialect_notes = _dialect(found["metadata"], power_report, latency_report)
-    return {
-        "dialect": dialect,
-        "dialect_notes": dialect_notes,
-        "has_power_windows": bool(latency_report["has_power_windows"]),
-        "power_log": power_report,
-        "latency": latency_report,
-        "layers": _layer_cross_check(
-            windows, descriptions, folder, int(params.get("max_reported_names", 50))
-        ),
-        "engine_layers": len(descriptions),
-    }
+    def _path(self, role: str) -> str:
+        return f"{self.folder}/{self.found[role]}"
+
+    def layer_windows(self) -> pd.DataFrame:
+        """Parse the latency file (once) → the windows; empty when the file is unusable."""
+        try:
+            windows, self.latency_report = parse_layer_latency(
+                self.files[self.found["latency"]](), self._path("latency"), self.max_lines
+            )
+        except LatencyFileError as exc:
+            self.skipped = str(exc)
+            logger.error("Skipping model %s: %s", self.model, exc)
+            windows, self.latency_report = _quietly(parse_layer_latency, b"{}", "", 0)
+        self.timed_names = [str(name) for name in windows["layer_name"].cat.categories]
+        return windows.assign(layer_name=windows["layer_name"].astype(str))
+
+    def power_samples(self) -> pd.DataFrame:
+        """Parse the power log (once) → the samples, in time order."""
+        content = b"" if self.skipped else self.files[self.found["power_log"]]()
+        power, self.power_report = parse_power_log(content, self._path("power_log"), self.max_lines)
+        if self.power_report["out_of_order_samples"]:
+            power = power.sort_values("timestamp", kind="stable", ignore_index=True)
+        return power
+
+    def layer_descriptions(self) -> pd.DataFrame:
+        return self.descriptions.iloc[:0] if self.skipped else self.descriptions
+
+    def run_metadata(self) -> dict:
+        self._ensure_parsed()
+        return run_metadata(
+            self.model,
+            self.dialect,
+            bool(self.latency_report["has_power_windows"]),
+            self.metadata,
+            self.layer_energy,
+        )
+
+    def report(self) -> dict[str, Any]:
+        """The model's ingestion report (``build_report`` sums them up)."""
+        self._ensure_parsed()
+        if self.skipped:
+            return {"skipped": True, "reason": self.skipped}
+        dialect_notes = _dialect_notes(
+            self.found["metadata"], self.dialect, self.power_report, self.latency_report
+        )
+        return {
+            "dialect": self.dialect,
+            "dialect_notes": dialect_notes,
+            "has_power_windows": bool(self.latency_report["has_power_windows"]),
+            "power_log": self.power_report,
+            "latency": self.latency_report,
+            "layers": _layer_cross_check(
+                self.timed_names, self.descriptions, self.folder, self.max_names
+            ),
+            "engine_layers": len(self.descriptions),
+        }
+
+    def _ensure_parsed(self) -> None:
+        """Kedro saves the tables before the reports and metadata (the node's output order),
+        so the parsers have run; should a runner save in another order, parse now, quietly."""
+        if self.latency_report is None:
+            _quietly(self.layer_windows)
+        if self.power_report is None:
+            _quietly(self.power_samples)
 
 
-def build_report(model_reports: dict[str, dict], idle: dict[str, Any]) -> dict[str, Any]:
+def build_report(model_reports: dict[str, Table], idle: dict[str, Any]) -> dict[str, Any]:
     """The ``ingestion`` section of data_quality.json: one entry per model plus a summary."""
+    model_reports = {model: load() for model, load in sorted(model_reports.items())}
     skipped = {m: r["reason"] for m, r in model_reports.items() if r.get("skipped")}
     ingested = {m: r for m, r in model_reports.items() if m not in skipped}
     summary = {
@@ -183,60 +233,17 @@ def build_report(model_reports: dict[str, dict], idle: dict[str, Any]) -> dict[s
     return {"_summary": summary, **model_reports}
 
 
-@contextmanager
-def _quiet_parsers() -> Iterator[None]:
-    """Mute the parsers' own logging (their findings were logged once, by report_models)."""
+def _quietly(func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` with the parsers' logging muted (their findings were logged once)."""
     loggers = [logging.getLogger(f.__module__) for f in (parse_power_log, parse_layer_latency)]
     disabled = [log.disabled for log in loggers]
     for log in loggers:
         log.disabled = True
     try:
-        yield
+        return func(*args)
     finally:
         for log, was in zip(loggers, disabled, strict=True):
             log.disabled = was
-
-
-def _power_samples(
-    files: dict[str, Loader], found: dict[str, str], folder: str, max_lines: int
-) -> pd.DataFrame:
-    with _quiet_parsers():
-        power, report = parse_power_log(
-            files[found["power_log"]](), f"{folder}/{found['power_log']}", max_lines
-        )
-    if report["out_of_order_samples"]:
-        power = power.sort_values("timestamp", kind="stable", ignore_index=True)
-    return power
-
-
-def _layer_windows(
-    files: dict[str, Loader], found: dict[str, str], folder: str, max_lines: int
-) -> pd.DataFrame:
-    with _quiet_parsers():
-        windows, _ = parse_layer_latency(
-            files[found["latency"]](), f"{folder}/{found['latency']}", max_lines
-        )
-    return windows.assign(layer_name=windows["layer_name"].astype(str))
-
-
-def _layer_descriptions(
-    files: dict[str, Loader], found: dict[str, str], folder: str
-) -> pd.DataFrame:
-    engine = json.loads(files[found["engine_info"]]())
-    return describe_layers(engine, f"{folder}/{found['engine_info']}")
-
-
-def _run_metadata(
-    model: str, files: dict[str, Loader], found: dict[str, str], report: dict[str, Any]
-) -> dict:
-    metadata = json.loads(files[found["metadata"]]())
-    layer_energy = None
-    if LAYER_ENERGY_FILE in files:  # optional; report_models warned if it is unreadable
-        with suppress(json.JSONDecodeError, UnicodeDecodeError):
-            layer_energy = json.loads(files[LAYER_ENERGY_FILE]())
-    return run_metadata(
-        model, report["dialect"], report["has_power_windows"], metadata, layer_energy
-    )
 
 
 def _read_json(files: dict[str, Loader], path: str, folder: str) -> Any:
@@ -256,9 +263,10 @@ def _read_optional_json(files: dict[str, Loader], path: str, folder: str) -> Any
         return None
 
 
-def _dialect(metadata_file: str, power_report: dict, latency_report: dict) -> tuple[str, list]:
-    """The dialect from the metadata file name, with any disagreeing evidence listed."""
-    dialect = next(d for d, suffix in METADATA_SUFFIXES.items() if metadata_file.endswith(suffix))
+def _dialect_notes(
+    metadata_file: str, dialect: str, power_report: dict, latency_report: dict
+) -> list[str]:
+    """Evidence disagreeing with the dialect the metadata file name gives, listed and logged."""
     expected_form = {"jetson": "2-element", "nvml": "3-element"}[dialect]
     notes = []
     shape = power_report["shape"]
@@ -268,14 +276,13 @@ def _dialect(metadata_file: str, power_report: dict, latency_report: dict) -> tu
         notes.append(f"latency entries are {latency_report['form']}")
     if notes:
         logger.warning("%s says %s, but %s", metadata_file, dialect, "; ".join(notes))
-    return dialect, notes
+    return notes
 
 
 def _layer_cross_check(
-    windows: pd.DataFrame, descriptions: pd.DataFrame, folder: str, max_names: int
+    timed: list[str], descriptions: pd.DataFrame, folder: str, max_names: int
 ) -> dict[str, Any]:
     """Layers timed but not described, and described but not timed (names and counts)."""
-    timed = list(windows["layer_name"].cat.categories)
     described = descriptions["layer_name"].astype(str).tolist()
     described_set, timed_set = set(described), set(timed)
     not_described = [name for name in timed if name not in described_set]

@@ -7,7 +7,6 @@ from power_modelling.pipelines.ingestion.nodes import (
     ingest_models,
     read_idle_power,
     record_data_version,
-    report_models,
 )
 
 _RAW = ["raw_measurement_files", "params:raw_dataset"]
@@ -16,9 +15,10 @@ _RAW = ["raw_measurement_files", "params:raw_dataset"]
 def create_pipeline(**kwargs) -> Pipeline:
     """Raw folder (``raw_dataset``) → 02_intermediate partitions + data-quality section.
 
-    ``report_models`` checks and parses the models one at a time (and fails when none is
-    usable); ``ingest_models`` then returns one loader per usable model and table, which
-    Kedro calls one at a time while saving the partitions.
+    ``ingest_models`` checks every model and returns one loader per usable model and table,
+    which Kedro calls one at a time while saving: each raw file is parsed once, the windows
+    first (the output order), and each model's report partition is saved last from what the
+    parsers found.
     """
     return Pipeline(
         [
@@ -29,15 +29,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="read_idle_power",
             ),
             Node(
-                report_models,
-                inputs=[*_RAW, "params:ingestion"],
-                outputs="ingestion_model_reports",
-                name="report_models",
-            ),
-            Node(
                 ingest_models,
-                inputs=[*_RAW, "params:ingestion", "ingestion_model_reports"],
-                outputs=["power_samples", "layer_windows", "layer_descriptions", "run_metadata"],
+                inputs=[*_RAW, "params:ingestion"],
+                outputs=[
+                    "layer_windows",
+                    "power_samples",
+                    "layer_descriptions",
+                    "run_metadata",
+                    "ingestion_model_reports",
+                ],
                 name="ingest_models",
             ),
             Node(

@@ -47,65 +47,65 @@ def map_power(
     layer_windows: Partitions,
     layer_descriptions: Partitions,
     idle_power: dict[str, Any],
-) -> dict[str, Callable[[], pd.DataFrame]]:
-    """The ``layerwise`` partitions, as loaders Kedro calls one at a time while saving.
+    params: dict[str, Any],
+) -> tuple[dict[str, Callable[[], pd.DataFrame]], dict[str, Callable[[], dict]]]:
+    """The ``layerwise`` partitions, as loaders Kedro calls one at a time while saving, and
+    each model's mapping report.
 
-    Each loader reads one model's inputs, maps its power samples onto its layer windows
-    (``mapping.map_power_to_windows``) and returns the table, so only one model is in memory.
+    Each table loader reads one model's inputs, maps its power samples onto its layer windows
+    (``mapping.map_power_to_windows``, which also counts and warns) and returns the table, so
+    only one model is in memory; the model's report loader then hands over those counts. The
+    join runs once per model (should a runner ask for a report first, it is joined for it).
     """
     samples, windows = _by_model(power_samples), _by_model(layer_windows)
     descriptions = _by_model(layer_descriptions)
     idle_power_uw = float(idle_power["avg_idle_power_uw"])
+    min_samples = int(params.get("min_samples_per_layer", 10))
     models = sorted(windows)
+    without_windows = sorted(set(samples) - set(windows))
+    if without_windows:
+        logger.warning("Power samples without layer windows (not mapped): %s", without_windows)
+    reports: dict[str, dict[str, Any]] = {}
 
     def mapper(index: int, model: str) -> Callable[[], pd.DataFrame]:
         def map_model() -> pd.DataFrame:
             began = time.perf_counter()
-            table, quality = map_power_to_windows(
-                *_model_inputs(model, samples, windows, descriptions, warn=False),
+            table, reports[model] = map_power_to_windows(
+                *_model_inputs(model, samples, windows, descriptions, warn=True),
                 idle_power_uw,
+                min_samples_per_layer=min_samples,
                 source=model,
-                warn=False,  # report_power_mapping warns, once
             )
             logger.info(
                 "[%d/%d] %s: %d windows (%d with samples) mapped in %.2f s",
                 index,
                 len(models),
                 model,
-                quality["windows_total"],
-                quality["windows_with_samples"],
+                reports[model]["windows_total"],
+                reports[model]["windows_with_samples"],
                 time.perf_counter() - began,
             )
             return table
 
         return map_model
 
-    return {model: mapper(i, model) for i, model in enumerate(models, start=1)}
+    def reporter(model: str) -> Callable[[], dict[str, Any]]:
+        def report() -> dict[str, Any]:
+            if model not in reports:
+                reports[model] = summarise_power_mapping(
+                    *_model_inputs(model, samples, windows, descriptions, warn=False),
+                    min_samples_per_layer=min_samples,
+                    source=model,
+                )
+            return reports[model]
+
+        return report
+
+    tables = {model: mapper(i, model) for i, model in enumerate(models, start=1)}
+    return tables, {model: reporter(model) for model in models}
 
 
-def report_power_mapping(
-    power_samples: Partitions,
-    layer_windows: Partitions,
-    layer_descriptions: Partitions,
-    params: dict[str, Any],
-) -> dict[str, dict[str, Any]]:
-    """The ``power_mapping`` section of the data-quality report: counts per model.
-
-    Loads one model at a time and repeats the window join without building the table (see
-    ``docs/power_mapping.md``); warns about layers with fewer than ``min_samples_per_layer``
-    samples in total.
-    """
-    samples, windows = _by_model(power_samples), _by_model(layer_windows)
-    descriptions = _by_model(layer_descriptions)
-    min_samples = int(params.get("min_samples_per_layer", 10))
-    without_windows = sorted(set(samples) - set(windows))
-    if without_windows:
-        logger.warning("Power samples without layer windows (not mapped): %s", without_windows)
-    report = {}
-    for model in sorted(windows):
-        report[model] = summarise_power_mapping(
-            *_model_inputs(model, samples, windows, descriptions, warn=True),
-            min_samples_per_layer=min_samples,
-            source=model,
-        )
-    return report
+def report_power_mapping(model_reports: dict[str, Callable[[], dict]]) -> dict[str, dict]:
+    """The ``power_mapping`` section of the data-quality report: the counts of every model's
+    mapping (``docs/power_mapping.md``)."""
+    return {model: load() for model, load in sorted(model_reports.items())}

@@ -4,8 +4,6 @@ from kedro.pipeline import Node, Pipeline
 
 from power_modelling.pipelines.power_mapping.nodes import map_power, report_power_mapping
 
-_INPUTS = ["power_samples", "layer_windows", "layer_descriptions"]
-
 
 def create_pipeline(**kwargs) -> Pipeline:
     """``layerwise`` (written model by model) and the ``power_mapping`` quality section."""
@@ -13,13 +11,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 map_power,
-                inputs=[*_INPUTS, "idle_power"],
-                outputs="layerwise",
+                inputs=[
+                    "power_samples",
+                    "layer_windows",
+                    "layer_descriptions",
+                    "idle_power",
+                    "params:power_mapping",
+                ],
+                outputs=["layerwise", "power_mapping_model_reports"],
                 name="map_power",
             ),
             Node(
                 report_power_mapping,
-                inputs=[*_INPUTS, "params:power_mapping"],
+                inputs="power_mapping_model_reports",
                 outputs="power_mapping_data_quality",
                 name="report_power_mapping",
             ),
