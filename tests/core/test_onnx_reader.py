@@ -32,7 +32,7 @@ from power_modelling.pipelines.feature_engineering.features import (
 )
 from power_modelling.pipelines.ingestion.engine_info import DESCRIPTION_COLUMNS, describe_layers
 from power_modelling.pipelines.prediction.predictor import model_key, predict_layers
-from tests.conftest import BUNDLED_RAW, PROJECT_ROOT
+from tests.conftest import BUNDLED_RAW, ENGINES_DIR, PROJECT_ROOT
 
 ONNX_DIR = Path(__file__).resolve().parents[1] / "data" / "onnx_models"
 # The original exports (mobilenet_v3_small with its weights inline), outside the repository.
@@ -66,8 +66,9 @@ COMPARED = [
 
 
 @cache
-def _onnx_features(model: str) -> pd.DataFrame:
-    descriptions, _ = describe_onnx(ONNX_DIR / f"{model}.onnx", f"{model}.onnx")
+def _onnx_features(model: str, precision: str = "FP16") -> pd.DataFrame:
+    path = ONNX_DIR / f"{model}.onnx"
+    descriptions, _ = describe_onnx(path, path.name, precision=precision)
     return build_features(descriptions).set_index("layer_name")
 
 
@@ -149,6 +150,37 @@ def test_predictions_equal_those_of_the_engine(model: str) -> None:
     )
     predicted = from_onnx[from_onnx["runtime_prediction"].notna()]
     assert set(predicted.index) == set(engine["layer_name"]) | FUNCTIONAL_POOLING.get(model, set())
+
+
+@pytest.mark.parametrize("model", ["alexnet", "resnet18"])
+def test_features_equal_those_of_a_real_tensorrt_engine(model: str) -> None:
+    """The desktop engines in tests/data were built by TensorRT from ONNX exports of the same
+    networks (FP32, fused activations, named after the ONNX nodes, nothing merged): each
+    convolution / pooling / GEMM-convolution has the features of its ONNX layer. Known
+    difference: TensorRT writes stride 1 for a global pooling, the bundled engine files (the
+    training data) and the ONNX path stride = window."""
+    path = ENGINES_DIR / f"desktop_onnx_{model}_trt_engine_info.json"
+    engine = build_features(describe_layers(json.loads(path.read_text()), str(path)))
+    engine = engine[engine["layer_class"] != "other"]
+    layers, _ = onnx_engine(ONNX_DIR / f"{model}.onnx", f"{model}.onnx", precision="FP32")
+    instance_of = {
+        name: layer["Name"] for layer in layers["Layers"] for name in layer["InstanceNames"]
+    }
+    from_onnx = _onnx_features(model, "FP32")
+    columns = ["layer_class", *ALL_FEATURE_COLUMNS]
+    differences = {}
+    for _, layer in engine.iterrows():
+        module = module_path(layer["layer_name"].split(" + ")[0])  # the first fused node
+        ours = from_onnx.loc[instance_of[module], columns]
+        differs = [
+            c
+            for c in columns
+            if not (ours[c] == layer[c] or pd.isna(ours[c]) and pd.isna(layer[c]))
+        ]
+        if differs:
+            differences[module] = differs
+    assert len(engine) == {"alexnet": 11, "resnet18": 23}[model]
+    assert differences == ({"avgpool": ["stride_0", "stride_1"]} if model == "resnet18" else {})
 
 
 def test_functional_pooling_of_mobilenet_v2_is_a_global_average_pooling() -> None:
@@ -568,6 +600,13 @@ def test_truncated_inline_weights_are_refused(fraction: float) -> None:
     data = (ONNX_DIR / "lenet.onnx").read_bytes()
     with pytest.raises(ValueError, match=r"^lenet\.onnx: "):
         describe_onnx(data[: int(fraction * len(data))], "lenet.onnx")
+
+
+@pytest.mark.parametrize("opset", [MIN_OPSET, 11, 13, MAX_OPSET])
+def test_supported_opsets(opset: int) -> None:
+    table, info = describe_onnx(_conv_gemm_at(opset), "m.onnx")
+    assert info["opset"] == opset
+    assert list(build_features(table)["layer_class"]) == ["convolutional", "other", "dense"]
 
 
 @pytest.mark.parametrize("opset", [MIN_OPSET - 1, MAX_OPSET + 1])

@@ -12,7 +12,8 @@ Mapping (``LayerType`` is the ONNX op type):
 - ``Conv`` → ``ParameterType`` ``Convolution`` (``group`` kept: depthwise / grouped);
 - ``MaxPool`` / ``AveragePool`` / ``GlobalMaxPool`` / ``GlobalAveragePool`` → ``Pooling``
   (window, stride, padding; the global ones get the input's spatial size as window and
-  stride, as TensorRT does, and ``Adaptive``);
+  stride and ``Adaptive``, as the bundled engine files record ``AdaptiveAvgPool2d``: the
+  convention the models were trained on; TensorRT's own inspector writes stride 1 there);
 - ``Gemm``, and ``MatMul`` whose second operand is a constant 2-D weight → ``MatrixMultiply``
   (``InFeatures`` / ``OutMaps`` as PyTorch ``Linear``);
 - every other op → ``ParameterType`` = its op type, so it classifies as ``other`` (never by
@@ -335,7 +336,7 @@ class _Graph:
         outputs = self._io(node, node.output[0])
         spatial = len(inputs["Dimensions"]) - 2
         is_global = node.op_type.startswith("Global")
-        if is_global:  # TensorRT's window for a global pooling: the whole input, no overlap
+        if is_global:  # the whole input, stride = window: the training data's convention
             window = stride = inputs["Dimensions"][2:]
             dilation = None
         else:
