@@ -16,6 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from power_modelling.core.engines import DESCRIPTION_COLUMNS, describe_layers
+from power_modelling.core.features import (
+    ALL_FEATURE_COLUMNS,
+    FEATURE_COLUMNS,
+    build_features,
+    dtype_bytes,
+)
+from power_modelling.core.layers import LAYER_CLASSES, model_key
 from power_modelling.core.onnx_reader import (
     MAX_OPSET,
     MIN_OPSET,
@@ -23,16 +31,8 @@ from power_modelling.core.onnx_reader import (
     module_path,
     onnx_engine,
 )
-from power_modelling.pipelines.feature_engineering.features import (
-    ALL_FEATURE_COLUMNS,
-    FEATURE_COLUMNS,
-    LAYER_CLASSES,
-    build_features,
-    dtype_bytes,
-)
-from power_modelling.pipelines.ingestion.engine_info import DESCRIPTION_COLUMNS, describe_layers
-from power_modelling.pipelines.prediction.predictor import model_key, predict_layers
-from tests.conftest import BUNDLED_RAW, ENGINES_DIR, PROJECT_ROOT
+from power_modelling.core.predictor import predict_layers
+from tests.helpers import BUNDLED_RAW, ENGINES_DIR, PROJECT_ROOT
 
 ONNX_DIR = Path(__file__).resolve().parents[1] / "data" / "onnx_models"
 # The original exports (mobilenet_v3_small with its weights inline), outside the repository.

@@ -38,7 +38,7 @@ import pandas as pd
 from google.protobuf.message import DecodeError
 from onnx import helper, shape_inference
 
-from power_modelling.pipelines.ingestion.engine_info import describe_layers
+from power_modelling.core.engines import describe_layers
 
 logger = logging.getLogger(__name__)
 
