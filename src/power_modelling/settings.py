@@ -18,8 +18,9 @@ from omegaconf.resolvers import oc  # noqa: E402
 
 from power_modelling.hooks import DataQualityMlflowHook, DataVersionMlflowHook  # noqa: E402
 from power_modelling.project import project_root  # noqa: E402
+from power_modelling.run_guard import RunGuardHook  # noqa: E402
 
-HOOKS = (DataQualityMlflowHook(), DataVersionMlflowHook())
+HOOKS = (RunGuardHook(), DataQualityMlflowHook(), DataVersionMlflowHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

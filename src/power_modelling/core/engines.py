@@ -1,15 +1,15 @@
 """The engine reader: TensorRT inspector JSON (or the NVML/PyTorch dialect) → layer rows.
 
 ``describe_layers`` is the one place that reads an engine description; ingestion and
-prediction both call it. ``load_engines`` picks the engine files of a folder to predict and
-reads each, reporting the bad ones. Schema: ``layer_descriptions`` in docs/data-contracts.md.
+prediction both call it (``parse_engine`` from the file's bytes). Schema:
+``layer_descriptions`` in docs/data-contracts.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -134,24 +134,6 @@ def _int_list(value: Any, key: str, name: str, source: str) -> list[int] | None:
 
 
 # In a raw measurement dataset, each model folder holds its engine here.
-RAW_ENGINE_PARTITION = "trt_profiling/trt_engine_info"
-
-
-def select_engines(partition_ids: list[str]) -> dict[str, str]:
-    """``{network: partition id}`` of the engine descriptions among a folder's ``*.json``.
-
-    A raw measurement dataset (model folders with ``trt_profiling/trt_engine_info.json``):
-    one network per model folder, every other JSON there (latency, benchmark, idle power) is
-    measurement data and is ignored. Otherwise every ``*.json`` is an engine description,
-    named by its path without the suffix.
-    """
-    raw = {pid: pid[: -len(RAW_ENGINE_PARTITION)].strip("/") for pid in partition_ids}
-    raw = {pid: net for pid, net in raw.items() if pid.endswith(RAW_ENGINE_PARTITION) and net}
-    if raw:
-        return {network.replace("/", "_"): pid for pid, network in sorted(raw.items())}
-    return {pid.replace("/", "_"): pid for pid in sorted(partition_ids)}
-
-
 def parse_engine(text: str | bytes, source: str) -> pd.DataFrame:
     """``layer_descriptions`` rows of one engine file; ``ValueError`` naming the file (and the
     layer) when it is not JSON, has no ``Layers`` or a layer lacks dimensions."""
@@ -163,31 +145,3 @@ def parse_engine(text: str | bytes, source: str) -> pd.DataFrame:
             "or the NVML/PyTorch dialect, {'Layers': [...]}"
         ) from exc
     return describe_layers(engine, source)
-
-
-def load_engines(
-    partitions: Mapping[str, Callable[[], str]], folder: str
-) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """Parse every engine of ``folder``: ``({network: descriptions}, {network: error})``.
-
-    A bad file is reported (logged, returned in the errors) and the others still load; a
-    loader that cannot read its file raises ``ValueError`` naming it.
-    """
-    selected = select_engines(list(partitions))
-    if not selected:
-        raise ValueError(f"{folder}: no *.json engine description to predict")
-    descriptions, errors = {}, {}
-    for network, pid in selected.items():
-        source = f"{folder.rstrip('/')}/{pid}.json"
-        try:
-            descriptions[network] = parse_engine(partitions[pid](), source)
-        except ValueError as exc:
-            errors[network] = str(exc)
-            logger.error("Skipping %s: %s", network, exc)
-    logger.info(
-        "%d engine description(s) to predict in %s, %d unreadable",
-        len(descriptions),
-        folder,
-        len(errors),
-    )
-    return descriptions, errors

@@ -82,6 +82,19 @@ def classify_layers(descriptions: pd.DataFrame) -> pd.Series:
     return pd.Series(classes, index=descriptions.index, name="layer_class")
 
 
+#: Precision names by bytes per element (what a model card and a prediction summary say).
+PRECISION_OF_BYTES = {1: "INT8", 2: "FP16", 4: "FP32", 8: "FP64"}
+
+
+def precision_of(descriptions: pd.DataFrame) -> str | None:
+    """The precision most of a network's layers run in (``FP16``, ``FP32``, ``INT8``), from
+    their input data types; ``None`` without any layer."""
+    if descriptions.empty:
+        return None
+    sizes = dtype_bytes(descriptions["input_dtype"])
+    return PRECISION_OF_BYTES.get(int(sizes.mode().iloc[0]))
+
+
 def dtype_bytes(dtypes: pd.Series) -> pd.Series:
     """Bytes per element of TensorRT / NVML data type strings (``FP16``, ``Float``, ``Int8``,
     ``Row major linear FP16 format``, ...); missing or unknown → ``DEFAULT_DTYPE_BYTES``."""

@@ -9,6 +9,8 @@ from pathlib import PurePosixPath
 logger = logging.getLogger(__name__)
 
 IDLE_POWER_FILE = "idling_power.json"
+#: Optional: the measured device ({"name": "NVIDIA H200", "kind": "nvml", ...}).
+DEVICE_FILE = "device.json"
 ENGINE_INFO_FILE = "trt_profiling/trt_engine_info.json"
 LATENCY_FILE = "trt_profiling/trt_layer_latency.json"
 LAYER_ENERGY_FILE = "layer_energy.json"
@@ -24,7 +26,7 @@ def group_by_model(partitions: dict[str, Loader]) -> dict[str, dict[str, Loader]
     for partition_id, loader in sorted(partitions.items()):
         parts = PurePosixPath(partition_id.replace("\\", "/")).parts
         if len(parts) == 1:
-            if parts[0] != IDLE_POWER_FILE:
+            if parts[0] not in (IDLE_POWER_FILE, DEVICE_FILE):
                 logger.info("Ignoring %s at the top of the raw folder", partition_id)
             continue
         models.setdefault(parts[0], {})[str(PurePosixPath(*parts[1:]))] = loader

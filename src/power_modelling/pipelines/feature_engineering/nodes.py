@@ -20,6 +20,7 @@ from power_modelling.core.mapping import (
     POWER_EXCLUDING_IDLE,
     POWER_INCLUDING_IDLE,
 )
+from power_modelling.core.splits import resolve_test_models
 
 logger = logging.getLogger(__name__)
 
@@ -141,15 +142,31 @@ def assemble_feature_tables(
     return {**tables, "report": report}
 
 
+def choose_test_models(
+    layer_features: pd.DataFrame, params: Mapping[str, Any], raw_dataset: str
+) -> dict[str, Any]:
+    """The CNNs held out for testing (``test_models``: names, comma-separated, or ``auto``),
+    checked against the CNNs that were ingested, and logged."""
+    available = sorted(layer_features["model"].astype(str).unique())
+    names, how = resolve_test_models(
+        params["test_models"], available, raw_dataset, params.get("test_models_by_dataset")
+    )
+    logger.info(
+        "Held-out test CNNs (%s): %s; %d CNN(s) train",
+        how,
+        ", ".join(names),
+        len(available) - len(names),
+    )
+    return {"test_models": names, "chosen_by": how, "raw_dataset": raw_dataset}
+
+
 def split_train_test(
-    table: pd.DataFrame, test_models: list[str]
+    table: pd.DataFrame, test_models: Mapping[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows of the ``test_models`` CNNs are the test set, all others train (``model`` is the
+    """Rows of the held-out test CNNs are the test set, all others train (``model`` is the
     group column for grouped cross-validation)."""
-    absent = sorted(set(test_models) - set(table["model"]))
-    if absent:
-        logger.warning("Test model(s) %s have no rows in this table", absent)
-    is_test = table["model"].isin(test_models)
+    names = list(test_models["test_models"])
+    is_test = table["model"].isin(names)
     train = table[~is_test].reset_index(drop=True)
     test = table[is_test].reset_index(drop=True)
     logger.info("Split %d rows: %d train, %d test", len(table), len(train), len(test))

@@ -7,6 +7,7 @@ from power_modelling.pipelines.feature_engineering.nodes import (
     aggregate_measurements,
     assemble_feature_tables,
     build_layer_features,
+    choose_test_models,
     split_train_test,
 )
 
@@ -19,6 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 build_layer_features,
+                choose_test_models,
                 "layer_descriptions",
                 "layer_features",
                 name="build_layer_features",
@@ -39,10 +41,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 {**tables, "report": "feature_engineering_data_quality"},
                 name="assemble_feature_tables",
             ),
+            Node(
+                choose_test_models,
+                ["layer_features", "params:feature_engineering", "params:raw_dataset"],
+                "test_models",
+                name="choose_test_models",
+            ),
             *(
                 Node(
                     split_train_test,
-                    [f"{name}.feature_table", "params:feature_engineering.test_models"],
+                    [f"{name}.feature_table", "test_models"],
                     [f"{name}.model_input_train", f"{name}.model_input_test"],
                     name=f"split_train_test_{name}",
                 )

@@ -13,6 +13,7 @@ import pandas as pd
 from power_modelling.core.engines import describe_layers
 from power_modelling.core.layers import RAW_ROOT
 from power_modelling.core.raw.files import (
+    DEVICE_FILE,
     IDLE_POWER_FILE,
     LAYER_ENERGY_FILE,
     METADATA_SUFFIXES,
@@ -45,6 +46,25 @@ def read_idle_power(raw_files: dict[str, Loader], raw_dataset: str) -> dict[str,
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{source}: unreadable JSON ({exc})") from exc
     return idle_power(record, source)
+
+
+def read_device(raw_files: dict[str, Loader], raw_dataset: str) -> dict[str, Any]:
+    """The raw folder's optional ``device.json`` (``name``, ``kind``, ...): the device the
+    models will belong to. Absent → an unknown device, said once in the log."""
+    source = f"{RAW_ROOT}/{raw_dataset}/{DEVICE_FILE}"
+    if DEVICE_FILE not in raw_files:
+        logger.info("%s not given: the models' device is unknown (docs/own-data.md)", source)
+        return {"name": None, "kind": None, "source": None}
+    try:
+        device = json.loads(raw_files[DEVICE_FILE]())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source}: unreadable JSON ({exc})") from exc
+    if not isinstance(device, dict) or not isinstance(device.get("name"), str):
+        raise ValueError(
+            f'{source}: expected {{"name": "<device>", "kind": "jetson" | "nvml", ...}}'
+        )
+    logger.info("Device of %s: %s (%s)", raw_dataset, device["name"], device.get("kind"))
+    return {**device, "source": source}
 
 
 def record_data_version(version: dict[str, str], raw_dataset: str) -> dict[str, str]:

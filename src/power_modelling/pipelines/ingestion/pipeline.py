@@ -5,6 +5,7 @@ from kedro.pipeline import Node, Pipeline
 from power_modelling.pipelines.ingestion.nodes import (
     build_report,
     ingest_models,
+    read_device,
     read_idle_power,
     record_data_version,
 )
@@ -28,8 +29,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="idle_power",
                 name="read_idle_power",
             ),
+            Node(read_device, inputs=_RAW, outputs="device_info", name="read_device"),
             Node(
                 ingest_models,
+                read_device,
                 inputs=[*_RAW, "params:ingestion"],
                 outputs=[
                     "layer_windows",

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from power_modelling.core.evaluation import network_accuracy
+from power_modelling.core.features import precision_of
+from power_modelling.core.layers import LAYER_CLASSES, REPORTED_TARGETS
 from power_modelling.core.predictor import idle_power_watts
 
 logger = logging.getLogger(__name__)
@@ -58,3 +61,57 @@ def evaluate_networks(
     return network_accuracy(
         test_tables, layer_predictions, run_metadata, idle_power_watts(idle_power)
     )
+
+
+def build_model_card(
+    *,
+    data_version: Mapping[str, Any],
+    device: Mapping[str, Any],
+    test_models: Mapping[str, Any],
+    idle_power: Mapping[str, Any],
+    network_metrics: Mapping[str, Any],
+    layer_descriptions: Partitions,
+    **tables_and_metrics: Any,
+) -> dict[str, Any]:
+    """``model_card.json``: what the models beside it are and how good they are: raw dataset
+    and its version, device, precision and batch sizes of the training networks, layer counts,
+    chosen estimators with their grouped-CV and test RMSPE, network accuracy, date.
+
+    Keyword arguments: ``<layer_class>_train`` / ``_test`` tables and ``<layer_class>_metrics``.
+    """
+    precisions, batch_sizes = set(), set()
+    for model in sorted(layer_descriptions):
+        layers = layer_descriptions[model]()
+        if (precision := precision_of(layers)) is not None:
+            precisions.add(precision)
+        batch_sizes.update(int(dims[0]) for dims in layers["input_dims"].dropna() if len(dims))
+    layers_per_class, figures = {}, {}
+    for layer_class in LAYER_CLASSES:
+        train, test = (
+            tables_and_metrics[f"{layer_class}_train"],
+            tables_and_metrics[f"{layer_class}_test"],
+        )
+        layers_per_class[layer_class] = {"train": len(train), "test": len(test)}
+        metrics = tables_and_metrics[f"{layer_class}_metrics"]
+        figures[layer_class] = {
+            target: {
+                key: metrics[target].get(key)
+                for key in ("estimator", "cv_rmspe", "rmspe", "within_10pct")
+            }
+            for target in REPORTED_TARGETS
+            if target in metrics
+        }
+    return {
+        "raw_dataset": data_version.get("raw_dataset"),
+        "raw_dataset_version": {k: v for k, v in data_version.items() if k != "raw_dataset"},
+        "device": {"name": device.get("name"), "kind": device.get("kind")},
+        "precisions": sorted(precisions),
+        "batch_sizes": sorted(batch_sizes),
+        "idle_power_w": idle_power_watts(idle_power),
+        "test_models": list(test_models["test_models"]),
+        "test_models_chosen_by": test_models.get("chosen_by"),
+        "layers": layers_per_class,
+        "metrics": figures,
+        "network_accuracy": dict(network_metrics.get("mean", {})),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

@@ -8,6 +8,7 @@ from kedro.pipeline import Node, Pipeline
 
 from power_modelling.core.layers import LAYER_CLASSES
 from power_modelling.pipelines.network_evaluation.nodes import (
+    build_model_card,
     device_idle_power,
     evaluate_networks,
     select_test_layers,
@@ -26,6 +27,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
+                build_model_card,
                 device_idle_power,
                 inputs=[f"{layer_class}.model_input_train" for layer_class in LAYER_CLASSES],
                 outputs="device_idle_power",
@@ -47,6 +49,22 @@ def create_pipeline(**kwargs) -> Pipeline:
                 },
                 outputs="network_metrics",
                 name="evaluate_networks",
+            ),
+            Node(
+                build_model_card,
+                inputs={
+                    "data_version": "ingested_data_version",
+                    "device": "device_info",
+                    "test_models": "test_models",
+                    "idle_power": "device_idle_power",
+                    "network_metrics": "network_metrics",
+                    "layer_descriptions": "layer_descriptions",
+                    **{f"{c}_train": f"{c}.model_input_train" for c in LAYER_CLASSES},
+                    **{f"{c}_test": f"{c}.model_input_test" for c in LAYER_CLASSES},
+                    **{f"{c}_metrics": f"{c}.metrics" for c in LAYER_CLASSES},
+                },
+                outputs="model_card",
+                name="build_model_card",
             ),
         ]
     )

@@ -14,40 +14,44 @@ from typing import Any
 import pandas as pd
 from kedro.io import DatasetError
 
-from power_modelling.core.engines import load_engines
 from power_modelling.core.layers import RAW_ROOT
-from power_modelling.core.predictor import (
-    SUMMARY_COLUMNS,
-    idle_power_watts,
-    log_summary,
-    summarise_networks,
-)
+from power_modelling.core.networks import NetworkOptions, read_networks
+from power_modelling.core.predictor import idle_power_watts, log_summary, summarise_networks
 
 logger = logging.getLogger(__name__)
 
+#: What the summary says of each network beside its predicted totals.
+NETWORK_COLUMNS = ("format", "batch_size", "precision", "models", "device", "device_match")
 
-def _readable(loader: Callable[[], str], source: str) -> Callable[[], str]:
+
+def _readable(loader: Callable[[], bytes], source: str) -> Callable[[], bytes]:
     """``loader`` whose read errors are a ``ValueError`` naming the file (a bad file is then
     reported like any other bad input, and the other networks are still predicted)."""
 
-    def read() -> str:
+    def read() -> bytes:
         try:
             return loader()
         except DatasetError as exc:
-            raise ValueError(f"{source}: cannot be read as text ({exc.__cause__ or exc})") from exc
+            raise ValueError(f"{source}: cannot be read ({exc.__cause__ or exc})") from exc
 
     return read
 
 
-def read_networks(
-    engines: Mapping[str, Callable[[], str]], predict_dataset: str
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The network files of ``data/01_raw/<predict_dataset>`` → the layer descriptions of all
-    readable networks in one table (``network`` column first), and the unreadable ones with
-    their error."""
+def read_prediction_networks(
+    files: Mapping[str, Callable[[], bytes]], predict_dataset: str, options: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The network files of ``data/01_raw/<predict_dataset>`` (TensorRT engine JSONs, ONNX
+    models) → the layer descriptions of all readable networks in one table (``network``
+    column first), and per network what was read (format, batch size, precision, device) or
+    why it could not be."""
     folder = f"{RAW_ROOT}/{predict_dataset}"
-    loaders = {pid: _readable(loader, f"{folder}/{pid}.json") for pid, loader in engines.items()}
-    descriptions, errors = load_engines(loaders, folder)
+    loaders = {path: _readable(loader, f"{folder}/{path}") for path, loader in files.items()}
+    network_options = NetworkOptions(
+        batch_size=int(options.get("batch_size", 1)),
+        onnx_precision=str(options.get("onnx_precision", "FP16")),
+        device=options.get("device"),
+    )
+    descriptions, infos, errors = read_networks(loaders, folder, network_options)
     if not descriptions:
         raise ValueError(
             f"no network in {folder} could be read:\n"
@@ -57,26 +61,88 @@ def read_networks(
         [frame.assign(network=network) for network, frame in descriptions.items()],
         ignore_index=True,
     )
-    return layers[["network", *[c for c in layers.columns if c != "network"]]], errors
+    layers = layers[["network", *[c for c in layers.columns if c != "network"]]]
+    return layers, {"networks": infos, "errors": errors}
+
+
+def _device_match(device: Mapping[str, Any] | None, card: Mapping[str, Any]) -> bool | None:
+    """Whether a network's device is the models' (by name); ``None`` when it is not known."""
+    trained = (card.get("device") or {}).get("name")
+    if not device or not trained:
+        return None
+    return str(device.get("name", "")).strip().lower() == str(trained).strip().lower()
+
+
+def _network_rows(
+    infos: Mapping[str, Mapping[str, Any]], model_card: Mapping[str, Any], models: str
+) -> pd.DataFrame:
+    """Per network: format, batch size, precision, the models used, its device and whether it
+    matches theirs; a mismatch in device or precision is warned about."""
+    trained_device = (model_card.get("device") or {}).get("name")
+    trained_precisions = set(model_card.get("precisions") or [])
+    rows = []
+    for network, info in infos.items():
+        device = info.get("device")
+        match = _device_match(device, model_card)
+        if match is False:
+            logger.warning(
+                "%s runs on %s, but the models '%s' were trained on %s: its predictions are "
+                "for %s, not for %s (train models on its device: docs/own-data.md)",
+                network,
+                device.get("name"),
+                models,
+                trained_device,
+                trained_device,
+                device.get("name"),
+            )
+        precision = info.get("precision")
+        if precision and trained_precisions and precision not in trained_precisions:
+            logger.warning(
+                "%s is %s, but the models '%s' were trained on %s layers",
+                network,
+                precision,
+                models,
+                "/".join(sorted(trained_precisions)),
+            )
+        rows.append(
+            {
+                "network": network,
+                "format": info.get("format"),
+                "batch_size": info.get("batch_size"),
+                "precision": precision,
+                "models": models,
+                "device": None if not device else device.get("name"),
+                "device_match": match,
+            }
+        )
+    return pd.DataFrame(rows, columns=["network", *NETWORK_COLUMNS])
 
 
 def report_predictions(
     layer_predictions: pd.DataFrame,
-    input_errors: Mapping[str, str],
+    networks: Mapping[str, Any],
     idle_power: Mapping[str, Any] | None,
+    model_card: Mapping[str, Any],
+    options: Mapping[str, Any],
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
     """Per-network prediction tables, the summary (one row per network) and the ``prediction``
     data-quality section; every network is logged like the reference tool does."""
     idle_power_w = idle_power_watts(idle_power)
-    summary = summarise_networks(layer_predictions)
+    models = str(options.get("models"))
+    device = (model_card.get("device") or {}).get("name", "an unknown device")
+    logger.info("Predicting with the models of '%s' (%s)", models, device)
+    summary = _network_rows(networks["networks"], model_card, models).merge(
+        summarise_networks(layer_predictions), on="network", how="right"
+    )
     for row in summary.to_dict("records"):
         log_summary(row, idle_power_w)
-    if input_errors:
+    errors = networks["errors"]
+    if errors:
         logger.error(
             "%d of %d network file(s) not predicted: %s",
-            len(input_errors),
-            len(input_errors) + len(summary),
-            "; ".join(input_errors.values()),
+            len(errors),
+            len(errors) + len(summary),
+            "; ".join(errors.values()),
         )
     tables = {
         str(network): rows.drop(columns="network").reset_index(drop=True)
@@ -84,8 +150,10 @@ def report_predictions(
     }
     quality = {
         "networks_predicted": len(summary),
-        "networks_failed": len(input_errors),
-        "errors": dict(input_errors),
+        "networks_failed": len(errors),
+        "errors": dict(errors),
+        "models": models,
+        "device_mismatches": int((summary["device_match"] == False).sum()),  # noqa: E712
         "idle_power_w": idle_power_w,
     }
-    return tables, summary[list(SUMMARY_COLUMNS)], quality
+    return tables, summary, quality

@@ -1,13 +1,16 @@
 """``kedro run --pipelines prediction``: network files → per-layer and per-network predictions.
 
 The registry joins these nodes to the shared inference template (``pipelines/inference``):
-``read_networks`` → ``prediction_layers`` → inference → ``layer_predictions`` →
+``read_prediction_networks`` → ``prediction_layers`` → inference → ``layer_predictions`` →
 ``report_predictions``.
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from power_modelling.pipelines.prediction.nodes import read_networks, report_predictions
+from power_modelling.pipelines.prediction.nodes import (
+    read_prediction_networks,
+    report_predictions,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,14 +18,20 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                read_networks,
-                inputs=["prediction_engines", "params:predict_dataset"],
-                outputs=["prediction_layers", "prediction_input_errors"],
-                name="read_networks",
+                read_prediction_networks,
+                inputs=["prediction_files", "params:predict_dataset", "params:prediction"],
+                outputs=["prediction_layers", "prediction_networks"],
+                name="read_prediction_networks",
             ),
             Node(
                 report_predictions,
-                inputs=["layer_predictions", "prediction_input_errors", "device_idle_power"],
+                inputs=[
+                    "layer_predictions",
+                    "prediction_networks",
+                    "device_idle_power",
+                    "model_card",
+                    "params:prediction",
+                ],
                 outputs=["predictions", "prediction_summary", "prediction_data_quality"],
                 name="report_predictions",
             ),
