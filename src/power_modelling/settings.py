@@ -14,7 +14,12 @@ from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
 from power_modelling.hooks import DataQualityMlflowHook, DataVersionMlflowHook  # noqa: E402
+from power_modelling.logging_handlers import make_console_logging_safe  # noqa: E402
 from power_modelling.project import project_root  # noqa: E402
+
+# Kedro built conf/logging.yml's console handler before the project was known: make it print any
+# message as plain text (layer names contain "[/...]", which rich would read as markup).
+make_console_logging_safe()
 
 HOOKS = (DataQualityMlflowHook(), DataVersionMlflowHook())
 
