@@ -48,8 +48,8 @@ def _interactive(console: Console) -> bool:
 
 def make_console_logging_safe() -> None:
     """Turn every ``kedro.logging.RichHandler`` of the configured loggers into a
-    :class:`RichHandler` (idempotent; called from ``settings.py`` and again when a Kedro
-    context is created, in case logging was configured again in between)."""
+    :class:`RichHandler` (idempotent; ``settings.py`` calls it, after Kedro has applied
+    ``conf/logging.yml``)."""
     loggers = [logging.getLogger()]
     loggers += [
         logger

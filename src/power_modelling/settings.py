@@ -13,7 +13,12 @@ warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` me
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
-from power_modelling.hooks import DataQualityMlflowHook, DataVersionMlflowHook  # noqa: E402
+from power_modelling.hooks import (  # noqa: E402
+    DataQualityMlflowHook,
+    DatasetNameHook,
+    DataVersionMlflowHook,
+    MlflowStoreLockHook,
+)
 from power_modelling.logging_handlers import make_console_logging_safe  # noqa: E402
 from power_modelling.project import project_root  # noqa: E402
 
@@ -21,7 +26,12 @@ from power_modelling.project import project_root  # noqa: E402
 # message as plain text (layer names contain "[/...]", which rich would read as markup).
 make_console_logging_safe()
 
-HOOKS = (DataQualityMlflowHook(), DataVersionMlflowHook())
+HOOKS = (
+    DatasetNameHook(),
+    MlflowStoreLockHook(),
+    DataQualityMlflowHook(),
+    DataVersionMlflowHook(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
