@@ -209,7 +209,9 @@ def test_missing_token_is_one_clear_line(command: str) -> None:
 def test_unreachable_host_is_one_clear_line(command: str, tmp_path: Path) -> None:
     host = f"http://127.0.0.1:{_closed_port()}"
     local = BUNDLED_RAW if command == "upload" else tmp_path / "out"
-    code, lines = _invoke(command, *REPO, "--local-dir-path", str(local), "--host", host)
+    code, lines = _invoke(
+        command, *REPO, "--local-dir-path", str(local), "--host", host, "--allow-http"
+    )
     assert code == 1
     assert len(lines) == 1
     assert lines[0].startswith(f"Error: {command} ")
@@ -218,8 +220,9 @@ def test_unreachable_host_is_one_clear_line(command: str, tmp_path: Path) -> Non
 
 def test_repository_not_found_is_one_clear_line(not_found_server: str) -> None:
     code, lines = _invoke(
-        "upload", *REPO, "--local-dir-path", str(BUNDLED_RAW), "--host", not_found_server
-    )
+        "upload", *REPO, "--local-dir-path", str(BUNDLED_RAW), "--host", not_found_server,
+        "--allow-http",
+    )  # fmt: skip
     assert code == 1
     assert lines == [
         f"Error: upload to failed: repository someone/jetson-data not found on "

@@ -22,6 +22,11 @@ _DAGSHUB_HOST = click.option(
     show_default=True,
     help="DagsHub server (env DAGSHUB_CLIENT_HOST).",
 )
+_ALLOW_HTTP = click.option(
+    "--allow-http",
+    is_flag=True,
+    help="Accept a plain http:// --host (a trusted local server): the token travels unencrypted.",
+)
 
 
 def _repository_and_folders(local_help: str) -> list[Callable]:
@@ -105,6 +110,7 @@ def version(dataset: str) -> None:
 @click.option("--commit", "commit_message", default="Add raw data", show_default=True)
 @click.option("--versioning", type=click.Choice(dv.VERSIONING_CHOICES), default="dvc")
 @_DAGSHUB_HOST
+@_ALLOW_HTTP
 @_one_line_errors
 def upload(
     *,
@@ -116,6 +122,7 @@ def upload(
     commit_message: str,
     versioning: str,
     host: str,
+    allow_http: bool,
 ) -> None:
     """Upload a local folder to a DagsHub repository (token: DAGSHUB_USER_TOKEN)."""
     remote = dv.upload_to_dagshub(
@@ -127,6 +134,7 @@ def upload(
         commit_message=commit_message,
         versioning=versioning,
         host=host,
+        allow_http=allow_http,
     )
     click.echo(f"Uploaded {local_dir_path} to {host}/{owner}/{name} at {remote}")
 
@@ -135,6 +143,7 @@ def upload(
 @_with(_repository_and_folders("Where to put the files, e.g. data/01_raw/my_jetson_data."))
 @click.option("--branch", help="Branch or commit to download (default: the default branch).")
 @_DAGSHUB_HOST
+@_ALLOW_HTTP
 @_one_line_errors
 def download(
     *,
@@ -144,9 +153,17 @@ def download(
     remote_dir_path: str | None,
     branch: str | None,
     host: str,
+    allow_http: bool,
 ) -> None:
-    """Download a folder of a DagsHub repository (token: DAGSHUB_USER_TOKEN)."""
+    """Download a folder of a DagsHub repository (token: DAGSHUB_USER_TOKEN). Every file is
+    written inside --local-dir-path; the token is sent to --host only."""
     remote = dv.download_from_dagshub(
-        owner, name, local_dir_path, remote_dir_path=remote_dir_path, branch=branch, host=host
+        owner,
+        name,
+        local_dir_path,
+        remote_dir_path=remote_dir_path,
+        branch=branch,
+        host=host,
+        allow_http=allow_http,
     )
     click.echo(f"Downloaded {host}/{owner}/{name} {remote} into {local_dir_path}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
+
+from power_modelling.project import checked_dataset_name
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +69,73 @@ class DataVersionMlflowHook:
 
         if _active_run():
             mlflow.set_tags(version)
+
+
+class DatasetNameHook:
+    """Refuse ``raw_dataset`` / ``predict_dataset`` values that are paths (``../../x``,
+    ``/data/x``) before anything is read, written or tracked: they select
+    ``data/01_raw/<name>``, and a path would lead outside it."""
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow creates its store or any run
+    def after_context_created(self, context: KedroContext) -> None:
+        params = context.params
+        for kind in ("raw_dataset", "predict_dataset"):
+            if kind in params:
+                checked_dataset_name(params[kind], kind)
+
+
+#: Longest wait for another process that is creating the same sqlite MLflow store.
+MLFLOW_STORE_LOCK_TIMEOUT_S = 600
+
+
+def sqlite_store_path(tracking_uri: str | None) -> Path | None:
+    """The database file of a ``sqlite:///<path>`` tracking URI (``None`` for other stores)."""
+    if not tracking_uri or not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = tracking_uri.removeprefix("sqlite:///").split("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+class MlflowStoreLockHook:
+    """Serialise MLflow's set-up of a sqlite store between processes.
+
+    kedro-mlflow's ``after_context_created`` creates the store (MLflow runs its schema
+    migrations on a new or old database) and the experiment. Two runs doing that at once on
+    the same ``mlflow.db`` fail with "duplicate column name", "table ... already exists" or a
+    duplicate experiment. This wrapper holds a file lock (``<store>.lock``) around every
+    ``after_context_created`` implementation, so the second run waits a moment and then
+    finds the store ready."""
+
+    @hook_impl(wrapper=True)
+    def after_context_created(self, context: KedroContext) -> Generator[None, Any, Any]:
+        store = sqlite_store_path(_tracking_uri(context))
+        if store is None or not store.parent.is_dir():
+            return (yield)
+        from filelock import FileLock, Timeout  # noqa: PLC0415
+
+        lock = FileLock(f"{store}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            logger.info("Waiting for another process that is setting up %s", store)
+            try:
+                lock.acquire(timeout=MLFLOW_STORE_LOCK_TIMEOUT_S)
+            except Timeout as error:
+                raise RuntimeError(
+                    f"{store}.lock is still held after {MLFLOW_STORE_LOCK_TIMEOUT_S} s by "
+                    "another process setting up the MLflow store; stop it or retry"
+                ) from error
+        try:
+            return (yield)
+        finally:
+            lock.release()
+
+
+def _tracking_uri(context: KedroContext) -> str | None:
+    """The tracking URI kedro-mlflow is about to use: conf's ``mlflow.yml``, else
+    ``MLFLOW_TRACKING_URI``."""
+    try:
+        uri = context.config_loader["mlflow"]["server"]["mlflow_tracking_uri"]
+    except Exception:  # best effort: kedro-mlflow reads it next and reports what is wrong
+        uri = None
+    return uri or os.environ.get("MLFLOW_TRACKING_URI")

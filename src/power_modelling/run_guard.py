@@ -113,7 +113,7 @@ class Transaction:
         """Move (or, for merging datasets, copy) every existing output aside."""
         self.root.mkdir(parents=True, exist_ok=True)
         entries = []
-        for number, (name, (path, merges)) in enumerate(sorted(outputs.items())):
+        for number, (name, (path, _)) in enumerate(sorted(outputs.items())):
             backup = self.root / f"{number:04d}"
             entry = {"dataset": name, "path": str(path), "backup": str(backup)}
             entry["existed"] = path.exists()

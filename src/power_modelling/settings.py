@@ -16,11 +16,27 @@ warnings.filterwarnings("ignore", message=r".*dataset names contain '\.' charact
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
-from power_modelling.hooks import DataQualityMlflowHook, DataVersionMlflowHook  # noqa: E402
+from power_modelling.hooks import (  # noqa: E402
+    DataQualityMlflowHook,
+    DatasetNameHook,
+    DataVersionMlflowHook,
+    MlflowStoreLockHook,
+)
+from power_modelling.logging_handlers import make_console_logging_safe  # noqa: E402
 from power_modelling.project import project_root  # noqa: E402
 from power_modelling.run_guard import RunGuardHook  # noqa: E402
 
-HOOKS = (RunGuardHook(), DataQualityMlflowHook(), DataVersionMlflowHook())
+# Kedro built conf/logging.yml's console handler before the project was known: make it print any
+# message as plain text (layer names contain "[/...]", which rich would read as markup).
+make_console_logging_safe()
+
+HOOKS = (
+    DatasetNameHook(),
+    MlflowStoreLockHook(),
+    RunGuardHook(),
+    DataQualityMlflowHook(),
+    DataVersionMlflowHook(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

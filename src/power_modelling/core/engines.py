@@ -97,12 +97,13 @@ def _describe_layer(layer: Any, index: int, source: str) -> dict[str, Any]:
         "post_padding": _int_list(layer.get("PostPadding"), "PostPadding", name, source),
         "stride": _int_list(layer.get("Stride"), "Stride", name, source),
         "dilation": _int_list(layer.get("Dilation"), "Dilation", name, source),
-        "groups": int(layer.get("Groups") or 1),
-        "out_maps": layer.get("OutMaps"),
-        "in_features": layer.get("InFeatures"),
+        "groups": _positive_int(layer.get("Groups"), "Groups", name, source, default=1),
+        "out_maps": _positive_int(layer.get("OutMaps"), "OutMaps", name, source),
+        "in_features": _positive_int(layer.get("InFeatures"), "InFeatures", name, source),
         "pooling_type": layer.get("PoolingType"),
         "adaptive": bool(layer.get("Adaptive", False)),
-        "count": int(layer.get("Count") or 1),
+        # how many identical layers the row stands for (NVML dialect); a sum weight downstream
+        "count": _positive_int(layer.get("Count"), "Count", name, source, default=1),
     }
 
 
@@ -116,6 +117,14 @@ def _first_tensor(layer: Mapping, key: str, name: str, source: str) -> tuple[lis
             f"(expected {key}: [{{'Dimensions': [...], 'Format/Datatype': ...}}])"
         )
     dims = _int_list(first["Dimensions"], f"{key}[0].Dimensions", name, source)
+    if not dims or min(dims) <= 0:
+        # a zero or negative size would predict NaN (or a negative cost) far from the cause;
+        # -1 marks a dynamic dimension
+        raise ValueError(
+            f"{source}: layer '{name}': {key}[0].Dimensions must be a non-empty list of "
+            f"positive integers, got {first['Dimensions']!r} (build the engine with fixed "
+            "input shapes)"
+        )
     dtype = first.get("Format/Datatype", first.get("Datatype", first.get("Format")))
     return dims, None if dtype is None else str(dtype)
 
@@ -125,15 +134,34 @@ def _int_list(value: Any, key: str, name: str, source: str) -> list[int] | None:
     if value is None:
         return None
     items = value if isinstance(value, list) else [value]
-    try:
-        return [int(item) for item in items]
-    except (TypeError, ValueError) as exc:
+    if not all(_is_integer(item) for item in items):
         raise ValueError(
             f"{source}: layer '{name}': {key} must be a list of integers, got {value!r}"
-        ) from exc
+        )
+    return [int(item) for item in items]
 
 
-# In a raw measurement dataset, each model folder holds its engine here.
+def _positive_int(
+    value: Any, key: str, name: str, source: str, default: int | None = None
+) -> int | None:
+    """A JSON integer ≥ 1; ``default`` when the key is absent or null."""
+    if value is None:
+        return default
+    if not _is_integer(value) or value < 1:
+        raise ValueError(
+            f"{source}: layer '{name}': {key} must be a positive integer (1, 2, ...), got {value!r}"
+        )
+    return int(value)
+
+
+def _is_integer(value: Any) -> bool:
+    """An integer or a float with an integral value (``2.0``); not a bool, string or list
+    (``int()`` would take ``True``, ``"3"`` and truncate ``2.5``)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
 def parse_engine(text: str | bytes, source: str) -> pd.DataFrame:
     """``layer_descriptions`` rows of one engine file; ``ValueError`` naming the file (and the
     layer) when it is not JSON, has no ``Layers`` or a layer lacks dimensions."""
