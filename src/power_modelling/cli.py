@@ -1,19 +1,27 @@
-"""Project commands for the ``kedro`` CLI: ``kedro data add|pull|version|upload|download``.
+"""Project commands for the ``kedro`` CLI: ``kedro data add|pull|version|upload|download``, and
+``kedro run`` reporting bad input in one line.
 
-Kedro loads ``<package>.cli:cli`` and adds its commands to the built-in ones.
+Kedro loads ``<package>.cli:cli`` and adds its commands to the built-in ones (a command of
+the same name, ``run``, replaces Kedro's).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import re
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
+from kedro.framework.cli.project import run as _kedro_run
+from kedro.framework.cli.utils import _split_params as _kedro_split_params
+from omegaconf import OmegaConf
 
 from power_modelling import data_versioning as dv
+from power_modelling.errors import expected_error
 
 _DAGSHUB_HOST = click.option(
     "--host",
@@ -67,6 +75,54 @@ def _with(options: list[Callable]) -> Callable:
 @click.group(name="power_modelling")
 def cli() -> None:
     """Project commands of power-modelling."""
+
+
+#: A comma that starts the next ``key=value`` item of ``--params`` (not one inside a value).
+_NEXT_PARAM = re.compile(r",(?=\s*[A-Za-z_][\w.-]*\s*=)")
+
+
+def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Kedro's ``--params`` parsing, except that a comma inside a value stays there:
+    ``feature_engineering.test_models=net_a,net_b,raw_dataset=mine`` sets two parameters, the
+    first to ``"net_a,net_b"`` (Kedro would split at every comma and fail)."""
+    if isinstance(value, dict) or not value:
+        return _kedro_split_params(ctx, param, value)
+    items = [item.strip() for item in _NEXT_PARAM.split(value) if item.strip()]
+    bad = [item for item in items if "=" not in item or not item.partition("=")[0].strip()]
+    if bad:
+        ctx.fail(f"Invalid format of `--params`: `{bad[0]}` is not key=value")
+    dot_list = [f"{key.strip()}={val}" for key, _, val in (i.partition("=") for i in items)]
+    return OmegaConf.to_container(OmegaConf.from_dotlist(dot_list))
+
+
+def _run_params() -> list[click.Parameter]:
+    """Kedro's ``run`` options, ``--params`` parsed by :func:`_split_params`."""
+    params = []
+    for option in _kedro_run.params:
+        ours = copy.copy(option)
+        if ours.name == "params":
+            ours.callback = _split_params
+        params.append(ours)
+    return params
+
+
+@cli.command(
+    name="run",
+    params=_run_params(),
+    help=_kedro_run.help,
+    context_settings=getattr(_kedro_run, "context_settings", None),
+)
+def run(**kwargs: Any) -> Any:
+    """Kedro's ``run``; a bad input or parameter ends it with ``Error: <what and how to fix
+    it>`` and exit status 1 instead of a traceback (a bug still shows its traceback)."""
+    try:
+        return _kedro_run.callback(**kwargs)
+    except Exception as error:
+        expected = expected_error(error)
+        if expected is None:
+            raise
+        click.echo(f"Error: {expected}", err=True)
+        raise SystemExit(1) from None
 
 
 @cli.group()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Generator
@@ -13,6 +14,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
 
+from power_modelling.errors import InputError
 from power_modelling.project import checked_dataset_name
 
 logger = logging.getLogger(__name__)
@@ -139,3 +141,100 @@ def _tracking_uri(context: KedroContext) -> str | None:
     except Exception:  # best effort: kedro-mlflow reads it next and reports what is wrong
         uri = None
     return uri or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def _param(catalog: CatalogProtocol, name: str, default: Any = None) -> Any:
+    try:
+        return catalog.load(f"params:{name}")
+    except Exception:  # noqa: BLE001 (the pipeline has no such parameter)
+        return default
+
+
+def _partition_names(catalog: CatalogProtocol, name: str) -> list[str]:
+    """Top-level names of a partitioned dataset's partitions (model folders)."""
+    try:
+        partitions = catalog.load(name)
+    except Exception:  # noqa: BLE001 (missing folder: the pipeline says so itself)
+        return []
+    return sorted(
+        {pid.replace("\\", "/").split("/")[0].removesuffix(".parquet") for pid in partitions}
+    )
+
+
+def _check_raw_folder(catalog: CatalogProtocol, dataset: str, parameter: str, name: Any) -> None:
+    """``data/01_raw/<name>`` must be there and hold files; else say which exist and how to
+    add one (instead of Kedro's "No partitions found")."""
+    try:
+        folder = Path(catalog.get(dataset)._path)
+    except Exception:  # noqa: BLE001 (not a partitioned folder: nothing to check)
+        return
+    if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
+        return
+    raw = folder.parent
+    present = sorted(p.name for p in raw.glob("*") if p.is_dir() and any(p.iterdir()))
+    raise InputError(
+        f"{parameter}='{name}': data/01_raw/{name} is missing or empty (datasets there: "
+        f"{', '.join(present) or 'none'}). Put a raw dataset in that folder "
+        "(docs/own-data.md; `kedro data pull` fetches DVC-tracked ones) or choose another "
+        f"with --params {parameter}=<folder>"
+    )
+
+
+class ParameterCheckHook:
+    """Parameters that can only be wrong against the data, checked before any work starts:
+    the held-out test CNNs (they must exist and leave 2 to train on) and the models a
+    prediction asks for (their folder must exist)."""
+
+    @hook_impl(tryfirst=True)  # before the run lock, MLflow or any node
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        from power_modelling.core.splits import resolve_test_models  # noqa: PLC0415
+
+        raw_dataset = _param(catalog, "raw_dataset")
+        outputs, inputs = pipeline.all_outputs(), pipeline.inputs()
+        for dataset, parameter in (
+            ("raw_measurement_files", "raw_dataset"),
+            ("prediction_files", "predict_dataset"),
+        ):
+            if dataset in inputs:
+                _check_raw_folder(catalog, dataset, parameter, _param(catalog, parameter))
+        if "test_models" in outputs:
+            source = "raw_measurement_files" if "raw_measurement_files" in inputs else None
+            available = _partition_names(catalog, source or "layer_descriptions")
+            if source:  # only folders: top-level files (idling_power.json, ...) are not CNNs
+                available = [n for n in available if "." not in n]
+            params = _param(catalog, "feature_engineering", {}) or {}
+            if available:
+                resolve_test_models(
+                    params.get("test_models"),
+                    available,
+                    raw_dataset,
+                    params.get("test_models_by_dataset"),
+                )
+        model = "convolutional.power_model"
+        if model in inputs and model not in outputs:
+            models = _param(catalog, "prediction", {}).get("models")
+            folder = Path("data/06_models") / str(models)
+            root = Path.cwd()
+            with contextlib.suppress(Exception):
+                root = Path(catalog.get(model)._filepath).parents[3]
+            if not (root / folder).is_dir():
+                present = sorted(p.name for p in (root / "data/06_models").glob("*") if p.is_dir())
+                raise ValueError(
+                    f"prediction.models='{models}': no models in {folder} (trained model sets: "
+                    f"{', '.join(present) or 'none yet'}). Train them with `kedro run --params "
+                    f"raw_dataset={models}`, or choose one with --params prediction.models=<name>"
+                )
+
+
+class ModelIdentityHook:
+    """The served model is registered per raw dataset (``power_modelling-<raw_dataset>``), so
+    ``models:/power_modelling-<dataset>/latest`` never changes device under a user's feet."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        from power_modelling.pipeline_registry import REGISTERED_MODEL_NAME  # noqa: PLC0415
+
+        kwargs = getattr(pipeline, "log_model_kwargs", None)
+        raw_dataset = _param(catalog, "raw_dataset")
+        if isinstance(kwargs, dict) and raw_dataset:
+            kwargs["registered_model_name"] = f"{REGISTERED_MODEL_NAME}-{raw_dataset}"

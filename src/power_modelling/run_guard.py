@@ -36,6 +36,8 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
 
+from power_modelling.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = "data/.run.lock"
@@ -51,7 +53,7 @@ class RunInterrupted(Exception):  # noqa: N818 (it is what happened, not a progr
     run ended) runs, unlike for ``KeyboardInterrupt``."""
 
 
-class RunRefused(Exception):  # noqa: N818
+class RunRefused(InputError):
     """The run cannot start: another run holds the lock, or an input cannot be trusted."""
 
 
@@ -304,14 +306,21 @@ class RunGuardHook:
         return local_path(dataset) if dataset is not None else None
 
     def _outputs(self, pipeline: Pipeline, catalog: CatalogProtocol) -> dict[str, tuple]:
-        outputs = {}
+        """``{dataset(s): (path, merges)}`` of the run's outputs stored under ``data/<layer>/``
+        (several report sections share one file: it is handled once)."""
+        by_path: dict[Path, tuple[list[str], bool]] = {}
         for name in sorted(pipeline.all_outputs()):
             path = self._path_of(catalog, name)
             if path is None:
                 continue
+            path = (self.project / path).resolve()
+            layer = self._layer(path)
+            if layer is None or path == layer.parent or path == self.project / "data":
+                continue  # outside the data layers (an MLflow-only dataset's "." for one)
+            names, merges = by_path.get(path, ([], False))
             dataset = catalog.get(name) if hasattr(catalog, "get") else None
-            outputs[name] = (path.resolve(), _merges(dataset))
-        return outputs
+            by_path[path] = ([*names, name], merges or _merges(dataset))
+        return {"+".join(names): (path, merges) for path, (names, merges) in by_path.items()}
 
     # --- end ---------------------------------------------------------------------------
     @hook_impl(tryfirst=True)  # committed before anything else can fail (MLflow logging)

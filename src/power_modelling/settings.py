@@ -21,6 +21,8 @@ from power_modelling.hooks import (  # noqa: E402
     DatasetNameHook,
     DataVersionMlflowHook,
     MlflowStoreLockHook,
+    ModelIdentityHook,
+    ParameterCheckHook,
 )
 from power_modelling.logging_handlers import make_console_logging_safe  # noqa: E402
 from power_modelling.project import project_root  # noqa: E402
@@ -34,6 +36,10 @@ HOOKS = (
     DatasetNameHook(),
     MlflowStoreLockHook(),
     RunGuardHook(),
+    # after RunGuardHook: pluggy calls the last registered first, so parameters are checked
+    # before the run takes the lock or moves any output aside
+    ParameterCheckHook(),
+    ModelIdentityHook(),
     DataQualityMlflowHook(),
     DataVersionMlflowHook(),
 )

@@ -20,7 +20,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 build_layer_features,
-                choose_test_models,
                 "layer_descriptions",
                 "layer_features",
                 name="build_layer_features",

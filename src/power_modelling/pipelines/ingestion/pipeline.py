@@ -32,7 +32,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(read_device, inputs=_RAW, outputs="device_info", name="read_device"),
             Node(
                 ingest_models,
-                read_device,
                 inputs=[*_RAW, "params:ingestion"],
                 outputs=[
                     "layer_windows",

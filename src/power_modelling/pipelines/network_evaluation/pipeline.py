@@ -27,7 +27,6 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                build_model_card,
                 device_idle_power,
                 inputs=[f"{layer_class}.model_input_train" for layer_class in LAYER_CLASSES],
                 outputs="device_idle_power",
