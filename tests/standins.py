@@ -86,3 +86,30 @@ def expected_columns(with_idle: bool) -> list[str]:
     columns = ["layer_name", "layer_type", "layer_class", "count"]
     columns += ["power_prediction", "runtime_prediction"]
     return columns + (["power_total_prediction"] if with_idle else [])
+
+
+def install_standin_models(
+    project,
+    models: str = "h200_isolated_v1",
+    idle_w: float | None = None,
+    device: str = "NVIDIA H200",
+) -> None:
+    """Write the stand-ins as the model set ``data/06_models/<models>/`` of ``project``: the
+    six skops files, the device's idle power (``None``: unknown) and a model card."""
+    import json  # noqa: PLC0415
+
+    from power_modelling.datasets import SkopsModelDataset  # noqa: PLC0415
+
+    folder = project / "data" / "06_models" / models
+    for key, model in standin_models().items():
+        SkopsModelDataset(str(folder / f"{key}.skops")).save(model)
+    idle_uw = None if idle_w is None else idle_w * 1e6
+    (folder / "device_idle_power.json").write_text(
+        json.dumps({"avg_idle_power_uw": idle_uw, "source": "test"})
+    )
+    card = {
+        "raw_dataset": models,
+        "device": {"name": device, "kind": "nvml"},
+        "precisions": ["FP16"],
+    }
+    (folder / "model_card.json").write_text(json.dumps(card))

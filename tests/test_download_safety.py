@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from power_modelling.cli import cli
 from power_modelling.data_versioning import DataCommandError, _inside, checked_host
-from tests.conftest import make_project
+from tests.helpers import make_project
 
 TOKEN = "secret-test-token"
 REPO = ["--owner", "someone", "--name", "jetson-data"]

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import kedro.logging
 import pytest
 from rich.console import Console
@@ -24,8 +23,8 @@ from power_modelling.logging_handlers import (
     console_for_logging,
     make_console_logging_safe,
 )
-from tests.conftest import make_project
-from tests.pipelines.prediction.standins import standin_models
+from tests.helpers import make_project
+from tests.standins import install_standin_models
 
 KEDRO = str(Path(sys.executable).parent / "kedro")
 # The first layer of the bundled Orin engine, as TensorRT names it
@@ -150,10 +149,7 @@ def test_prediction_run_reports_a_bad_engine_whose_layer_names_contain_closing_t
     assert engine["Layers"][1]["Name"] == LAYER
     engine["Layers"][1]["Kernel"] = "3x3"
     (folder / "orin_bad_kernel.json").write_text(json.dumps(engine))
-    models = project / "data" / "06_models"
-    models.mkdir(parents=True)
-    for key, model in standin_models().items():
-        joblib.dump(model, models / f"{key}.pkl")
+    install_standin_models(project)
 
     env = {
         **os.environ,
@@ -175,7 +171,7 @@ def test_prediction_run_reports_a_bad_engine_whose_layer_names_contain_closing_t
     assert "MarkupError" not in output
     expected = (
         f"ERROR    Skipping orin_bad_kernel: data/01_raw/predict/orin_bad_kernel.json: "
-        f"layer '{LAYER}': Kernel must be a list of integers, got '3x3'  engines.py:"
+        f"layer '{LAYER}': Kernel must be a list of integers, got '3x3'  networks.py:"
     )
     assert expected in output  # on one line: piped output is not wrapped
     written = project / "data" / "07_model_output" / "predictions"

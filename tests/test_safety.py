@@ -12,7 +12,7 @@ import pytest
 
 from power_modelling.hooks import sqlite_store_path
 from power_modelling.project import checked_dataset_name
-from tests.conftest import make_project
+from tests.helpers import make_project
 
 KEDRO = str(Path(sys.executable).parent / "kedro")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from power_modelling.core.engines import describe_layers, load_engines, select_engines
+from power_modelling.core.engines import describe_layers
 from power_modelling.core.predictor import predict_layers, summarise, summarise_networks
 from tests.helpers import PROJECT_ROOT
 from tests.standins import (
@@ -98,54 +98,3 @@ def test_many_networks_are_predicted_in_one_call_and_summarised_per_network(
     assert summary["total_runtime_ms"].tolist() == pytest.approx([TINY_RUNTIME_MS] * 3)
     assert summary["energy_mj"].tolist() == pytest.approx([TINY_ENERGY_MJ] * 3)
     assert summary["layers_other"].tolist() == [3, 3, 3]
-
-
-# --- engine files: selection and bad input ---------------------------------------------------
-
-
-def test_raw_dataset_folders_predict_their_engine_info_only() -> None:
-    ids = [
-        "idling_power",
-        "resnet18/resnet18_benchmark",
-        "resnet18/layer_energy",
-        "resnet18/trt_profiling/trt_engine_info",
-        "resnet18/trt_profiling/trt_layer_latency",
-        "lenet/trt_profiling/trt_engine_info",
-    ]
-    assert select_engines(ids) == {
-        "lenet": "lenet/trt_profiling/trt_engine_info",
-        "resnet18": "resnet18/trt_profiling/trt_engine_info",
-    }
-    assert select_engines(["b", "a", "sub/c"]) == {"a": "a", "b": "b", "sub_c": "sub/c"}
-
-
-def _loaders(files: dict[str, str]) -> dict:
-    return {pid: (lambda text=text: text) for pid, text in files.items()}
-
-
-def test_bad_engine_files_are_named_and_the_others_still_load(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    no_dims = tiny_engine()
-    del no_dims["Layers"][1]["Outputs"]
-    files = {
-        "good": json.dumps(tiny_engine()),
-        "not_json": "this is not JSON {",
-        "no_layers": json.dumps({"Bindings": []}),
-        "no_dims": json.dumps(no_dims),
-    }
-    with caplog.at_level(logging.ERROR):
-        descriptions, errors = load_engines(_loaders(files), "data/01_raw/predict")
-    assert list(descriptions) == ["good"]
-    assert set(errors) == {"not_json", "no_layers", "no_dims"}
-    assert errors["not_json"].startswith("data/01_raw/predict/not_json.json: not valid JSON")
-    assert "data/01_raw/predict/no_layers.json" in errors["no_layers"]
-    assert "'Layers'" in errors["no_layers"]
-    assert "data/01_raw/predict/no_dims.json" in errors["no_dims"]
-    assert "layer 'pool'" in errors["no_dims"] and "Outputs" in errors["no_dims"]
-    assert "not_json.json" in caplog.text
-
-
-def test_an_empty_folder_is_an_error() -> None:
-    with pytest.raises(ValueError, match="data/01_raw/empty: no \\*.json engine description"):
-        load_engines({}, "data/01_raw/empty")

@@ -16,13 +16,13 @@ from kedro.pipeline import Node, Pipeline
 from power_modelling import pipeline_registry
 from power_modelling.core.engines import describe_layers
 from power_modelling.core.predictor import predict_layers
-from power_modelling.datasets import SkopsModelDataset
 from power_modelling.pipelines.inference.pipeline import model_datasets
 from tests.helpers import run_kedro
 from tests.standins import (
     TINY_ENERGY_MJ,
     TINY_RUNTIME_MS,
     expected_columns,
+    install_standin_models,
     standin_models,
     tiny_engine,
 )
@@ -33,14 +33,15 @@ SHIPPED = "jetson_orin_resnet18"
 IDLE_W = 121.0
 
 
+MODELS = "h200_isolated_v1"
+
+
 def _write_models(project: Path) -> None:
-    models_dir = project / "data" / "06_models"
-    for key, model in standin_models().items():
-        SkopsModelDataset(str(models_dir / f"{key}.skops")).save(model)
+    install_standin_models(project, MODELS)
 
 
 def _write_idle_power(project: Path, idle_w: float | None = IDLE_W) -> None:
-    path = project / "data" / "06_models" / "device_idle_power.json"
+    path = project / "data" / "06_models" / MODELS / "device_idle_power.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     idle_uw = None if idle_w is None else idle_w * 1e6
     path.write_text(json.dumps({"avg_idle_power_uw": idle_uw, "source": "test"}))
@@ -79,6 +80,12 @@ def test_prediction_pipeline_writes_tables_summary_and_reports_bad_files(
 
     summary = pd.read_csv(output / "prediction_summary.csv").set_index("network")
     assert list(summary.columns) == [
+        "format",
+        "batch_size",
+        "precision",
+        "models",
+        "device",
+        "device_match",
         "layers_predicted",
         "layers_other",
         "total_runtime_ms",
@@ -143,7 +150,7 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     catalog = {
         name: {
             "type": "power_modelling.datasets.SkopsModelDataset",
-            "filepath": f"data/06_models/{key}.skops",
+            "filepath": f"data/06_models/{MODELS}/{key}.skops",
         }
         for key, name in model_datasets().items()
     }
@@ -181,7 +188,7 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     # configuration environment, not a code path)
     monkeypatch.setattr(pipeline_registry, "register_pipelines", project_pipelines)
     run_id = mlflow.search_runs(search_all_experiments=True)["run_id"].iloc[-1]
-    for local in (predict_project / "data" / "06_models").iterdir():
+    for local in (predict_project / "data" / "06_models" / MODELS).iterdir():
         local.unlink()
     run_kedro(predict_project, "prediction", env="mlflow_models", model_run_id=run_id)
     shipped = pd.read_csv(predict_project / "data/07_model_output/predictions" / f"{SHIPPED}.csv")

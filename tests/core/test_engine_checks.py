@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from power_modelling.pipelines.ingestion.engine_info import describe_layers
+
+from power_modelling.core.engines import describe_layers
 
 
 def _layer(**extra: object) -> dict:
