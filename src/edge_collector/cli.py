@@ -295,15 +295,16 @@ def _list_rails(args: argparse.Namespace) -> int:
     if not rails:
         choose_rails(rails)  # raises with the searched paths
     chosen = choose_rails(rails, args.rail)
-    print(f"{'rail':<22} {'mV':>7} {'mA':>7} {'mW':>8}  layout  files")
+    width = max(len(rail.qualified) for rail in rails) + 1
+    print(f" {'rail':<{width}} {'mV':>7} {'mA':>7} {'mW':>8}  layout  files")
     for rail in rails:
         try:
             millivolts, milliamps = rail.read()
             values = f"{millivolts:7d} {milliamps:7d} {millivolts * milliamps / 1000:8.0f}"
         except SensorError as exc:
-            values = f"{'unreadable: ' + str(exc):>24}"
+            values = f"unreadable: {exc}"
         mark = "*" if rail in chosen else " "
-        print(f"{mark}{rail.qualified:<21} {values}  {rail.layout:<6}  {rail.voltage_path}")
+        print(f"{mark}{rail.qualified:<{width}} {values}  {rail.layout:<6}  {rail.voltage_path}")
     print(f"* read by default (--rail overrides): {rails_name(chosen)}")
     return 0
 

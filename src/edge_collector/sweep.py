@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, TextIO
+from contextlib import contextmanager
+from typing import Any, Iterator, TextIO
 
 from edge_collector import __version__
 from edge_collector.backends import Backend
@@ -215,7 +216,7 @@ def run_sweep(
         estimate_s=(estimate_s(backend, remaining[:1], manifest) if remaining else None),
         stream=progress_stream,
     )
-    with progress:
+    with progress, _discarding_staging(dataset):
         for config in remaining:
             progress.start(config.name)
             started = time.monotonic()
@@ -234,6 +235,16 @@ def run_sweep(
             measured += 1
             progress.finish(seconds)
     return measured
+
+
+@contextmanager
+def _discarding_staging(dataset: Dataset) -> Iterator[None]:
+    """On an interrupt, remove the half-written model folder at once (the next start would)."""
+    try:
+        yield
+    except BaseException:
+        dataset.discard_staging()
+        raise
 
 
 def _adopt_orphans(dataset: Dataset, configs: list[PlannedConfig], manifest: Manifest) -> list[str]:
