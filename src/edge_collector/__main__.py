@@ -1,5 +1,7 @@
 """``python -m edge_collector ...``"""
 
+from __future__ import annotations
+
 import os
 import sys
 

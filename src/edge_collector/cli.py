@@ -202,11 +202,13 @@ def _single(backend: Any, dataset: Any, args: argparse.Namespace) -> int:
     name, model, summary = _single_model(backend, args)
     needs_idle = args.remeasure_idle or not dataset.has_idle()
     if args.dry_run:
-        estimate = backend.estimate_s(model) if summary is not None else None
+        from edge_collector.layers import Network
+
+        estimate = backend.estimate_s(model) if isinstance(model, Network) else None
         print(f"Plan for {dataset.root}/{name} ({backend.kind} backend, {backend.dialect} dialect)")
         if needs_idle:
             print(f"  idle power first: {args.idle_s:g} s")
-        for line in summary or [f"  {model}"]:
+        for line in summary:
             print(line)
         if estimate is not None:
             from edge_collector.progress import format_duration
@@ -214,7 +216,7 @@ def _single(backend: Any, dataset: Any, args: argparse.Namespace) -> int:
             total = estimate + (args.idle_s if needs_idle else 0.0)
             print(f"  expected duration: {format_duration(total)} (estimate)")
         else:
-            print("  expected duration: engine build (minutes) + the cycles run")
+            print(f"  expected duration: {backend.duration_note()}")
         return 0
     prepare_dataset(backend, dataset)
     if needs_idle:
@@ -231,7 +233,7 @@ def _single(backend: Any, dataset: Any, args: argparse.Namespace) -> int:
 
 
 def _single_model(backend: Any, args: argparse.Namespace) -> Any:
-    """(folder name, what the backend runs, plan lines or None)."""
+    """(folder name, what the backend runs, lines describing it for dry runs)."""
     from edge_collector.layers import builtin_network, describe
 
     if args.command == "cpu":
@@ -243,14 +245,16 @@ def _single_model(backend: Any, args: argparse.Namespace) -> Any:
         from pathlib import Path
 
         name = args.model or Path(path).stem
-        return name, {"onnx": args.onnx, "engine": args.engine, "name": name}, None
+        kind = "ONNX" if args.onnx else "engine"
+        return name, {"onnx": args.onnx, "engine": args.engine, "name": name}, [f"  {kind} {path}"]
     name = args.model
     from edge_collector.layers import parse_shape
 
     shape = parse_shape(args.input_shape)
     if shape and shape[0] != 1:
         name = f"{name}_b{shape[0]}"
-    return name, {"torchvision": args.model, "input_shape": shape, "name": name}, None
+    lines = [f"  torchvision.models.{args.model}, input {shape}, {args.dtype}"]
+    return name, {"torchvision": args.model, "input_shape": shape, "name": name}, lines
 
 
 def _sweep(backend: Any, dataset: Any, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ standard library and NumPy importable, valid Python 3.8, ``kedro collect``, ``ra
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -121,6 +122,30 @@ def test_valid_python_3_8() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Minimum required versions: 3.8" in done.stdout
+
+
+def test_annotations_stay_strings_on_python_3_8() -> None:
+    """vermin does not evaluate annotations: ``list[int]`` or ``X | None`` in an annotation is
+    valid on 3.8 only under ``from __future__ import annotations``, which every annotated
+    module must therefore have."""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        annotated = any(
+            isinstance(node, ast.AnnAssign)
+            or (isinstance(node, ast.arg) and node.annotation is not None)
+            or (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns)
+            for node in ast.walk(tree)
+        )
+        future = any(
+            isinstance(node, ast.ImportFrom)
+            and node.module == "__future__"
+            and any(alias.name == "annotations" for alias in node.names)
+            for node in tree.body
+        )
+        if annotated and not future:
+            missing.append(str(path.relative_to(PACKAGE)))
+    assert missing == []
 
 
 def test_rails_command_on_a_fake_board(tmp_path: Path) -> None:

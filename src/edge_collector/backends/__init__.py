@@ -61,5 +61,9 @@ class Backend:
         """Rough seconds to measure ``network`` (dry runs); excludes sampler start-up."""
         raise NotImplementedError
 
+    def duration_note(self) -> str:
+        """What a dry run can say about a model it cannot look into (ONNX, torchvision)."""
+        return "unknown until the model is loaded"
+
     def close(self) -> None:
         """Release devices."""

@@ -81,8 +81,9 @@ class CpuBackend(Backend):
     # ---- Backend interface
     def device_info(self) -> dict[str, Any]:
         return {
-            "name": f"{platform.machine() or 'unknown'} CPU (NumPy {np.__version__})",
+            "name": f"{platform.machine() or 'unknown'} CPU (NumPy kernels)",
             "kind": self.kind,
+            "numpy": np.__version__,
             "power_source": "synthetic",
             "precision": self.precision,
             "synthetic": {

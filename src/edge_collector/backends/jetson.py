@@ -31,6 +31,7 @@ Not run in this repository's CI (no Jetson): see docs/collector.md for what was 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from edge_collector.ina3221 import (
     find_rails,
     rails_name,
 )
-from edge_collector.layers import Conv, Dense, LayerSpec, Network, Pool, layer_bytes
+from edge_collector.layers import Conv, Dense, LayerSpec, Network, Pool, layer_bytes, to_dict
 from edge_collector.rawdata import latency_entry
 
 logger = logging.getLogger("edge_collector")
@@ -128,18 +129,27 @@ class JetsonBackend(Backend):
         cycle_s = sum(layer_ms.values()) / 1000.0 + 1e-4
         return BUILD_S + (cycles + self.warmup) * 2 * cycle_s  # profiled + benchmark passes
 
+    def duration_note(self) -> str:
+        return (
+            f"the engine build (~{BUILD_S:.0f} s to minutes), a benchmark pass, then at least "
+            f"{self.cycles} profiled cycles (more while a layer has run < {self.min_layer_ms:g} ms)"
+        )
+
     def run(self, model: Any) -> ModelRun:
         trt = self._tensorrt()
         if isinstance(model, Network):
             name, source = model.name, {"network": model.description or model.name}
-            serialized = self._cached(name, lambda: self._build_layers(model))
+            key = json.dumps([[n, to_dict(layer)] for n, layer in model.layers], sort_keys=True)
+            serialized = self._cached(name, key.encode(), lambda: self._build_layers(model))
         elif model.get("engine"):
             name, source = model["name"], {"engine": os.path.abspath(model["engine"])}
             with open(model["engine"], "rb") as handle:
                 serialized = handle.read()
         else:
             name, source = model["name"], {"onnx": os.path.abspath(model["onnx"])}
-            serialized = self._cached(name, lambda: self._build_onnx(model["onnx"]))
+            with open(model["onnx"], "rb") as handle:
+                key = handle.read() + str(self.input_shape).encode()
+            serialized = self._cached(name, key, lambda: self._build_onnx(model["onnx"]))
         runtime = trt.Runtime(_logger(trt))
         engine = runtime.deserialize_cuda_engine(serialized)
         if engine is None:
@@ -181,10 +191,14 @@ class JetsonBackend(Backend):
             self._trt = tensorrt
         return self._trt
 
-    def _cached(self, name: str, build: Any) -> bytes:
+    def _cached(self, name: str, key: bytes, build: Any) -> bytes:
+        """Build, or reuse the engine built from the same input (``key``: the ONNX bytes or
+        the layer configurations) with the same precision and TensorRT version."""
         if not self.engine_dir:
             return build()
-        path = os.path.join(self.engine_dir, f"{name}.{self.precision.lower()}.engine")
+        trt = self._tensorrt()
+        digest = hashlib.sha1(key + f"{self.precision} {trt.__version__}".encode()).hexdigest()
+        path = os.path.join(self.engine_dir, f"{name}.{digest[:12]}.engine")
         if os.path.isfile(path):
             logger.info("Reusing %s", path)
             with open(path, "rb") as handle:
@@ -379,23 +393,35 @@ class _Session:
 
     def _allocate(self) -> None:
         rng = np.random.default_rng(0)
-        for name, is_input, shape, dtype in self._tensors():
-            dims = tuple(shape)
+        tensors = self._tensors()
+        for name, is_input, shape, _ in tensors:  # inputs first: they decide dynamic outputs
+            if is_input:
+                dims = tuple(shape)
+                if any(d < 0 for d in dims):
+                    if self.shape is None:
+                        raise ValueError(
+                            f"input {name} has dynamic shape {dims}: pass --input-shape"
+                        )
+                    dims = self.shape
+                self.input_shapes[name] = [int(d) for d in dims]
+        resolved = self.context() if self.v3 else None
+        for name, is_input, shape, dtype in tensors:
+            dims = tuple(self.input_shapes[name]) if is_input else tuple(shape)
             if any(d < 0 for d in dims):
-                if not is_input or self.shape is None:
-                    raise ValueError(f"tensor {name} has dynamic shape {dims}: pass --input-shape")
-                dims = self.shape
+                if resolved is None:
+                    raise ValueError(f"output {name} has dynamic shape {dims} (TensorRT < 8.5)")
+                dims = tuple(resolved.get_tensor_shape(name))
             nptype = np.dtype(self.trt.nptype(dtype))
             size = int(np.prod(dims)) * nptype.itemsize if dims else nptype.itemsize
             pointer = self.cuda.malloc(size)
             if is_input:
-                self.input_shapes[name] = [int(d) for d in dims]
                 data = rng.standard_normal(dims).astype(nptype) if dims else np.zeros(1, nptype)
                 self.cuda.upload(pointer, np.ascontiguousarray(data))
             self.addresses[name] = pointer
             self.bindings.append(pointer)
 
     def context(self, profiler: Any = None) -> Any:
+        """An execution context with the input shapes (and, once allocated, the buffers) set."""
         context = self.engine.create_execution_context()
         for name, dims in self.input_shapes.items():
             if self.v3 and hasattr(context, "set_input_shape"):
@@ -441,11 +467,18 @@ class _Session:
         cycles = cycles_needed(
             {name: min(times) for name, times in warm.items()}, minimum, min_layer_ms, maximum
         )
+        expected = len(recorder.pending)
         latency: dict[str, list[list]] = {}
-        for _ in range(cycles):
+        for cycle in range(cycles):
             recorder.pending = []
             self.execute(context)
             cycle_end = time.time()
+            if len(recorder.pending) != expected:  # reports must belong to this execution
+                raise RuntimeError(
+                    f"the profiler reported {len(recorder.pending)} layer times in cycle "
+                    f"{cycle + 1}, {expected} in the last warm-up cycle: per-cycle timestamps "
+                    "cannot be attributed"
+                )
             for name, ms, end in end_times(recorder.pending, cycle_end):
                 latency.setdefault(name, []).append(latency_entry(ms, end))
         return latency, cycles

@@ -164,6 +164,11 @@ class NvmlBackend(Backend):
             0.0 if len(network.layers) == 1 else (self.settle_ms + self.whole_ms) / 1000.0
         )
 
+    def duration_note(self) -> str:
+        per_layer = (self.settle_ms + self.record_ms) / 1000.0 + 0.3
+        whole = (self.settle_ms + self.whole_ms) / 1000.0
+        return f"~{per_layer:.1f} s per unique layer (resnet18: 14) + {whole:.1f} s whole model"
+
     def close(self) -> None:
         if self._nvml is not None:
             self._nvml.nvmlShutdown()
