@@ -158,6 +158,7 @@ class Ina3221Source(PowerSource):
     """``(mV, mA)`` of one rail, or of the sum of several (equivalent current, see module)."""
 
     dialect = "jetson"
+    reader = "ina3221"
 
     def __init__(self, rails: Sequence[Rail]) -> None:
         if not rails:

@@ -54,8 +54,8 @@ def measure_idle(backend: Backend, dataset: Dataset, seconds: float) -> float:
     dataset.write_idle(
         report.mean_uw,
         samples=report.samples,
-        power_source=backend.power_source().name,
-        device=device_record(backend),
+        power_source=backend.power_source().label,
+        device={**device_record(backend), **_state(backend)},
         started=started,
         seconds=seconds,
     )
@@ -86,7 +86,7 @@ def measure_model(
         for key, value in report.as_dict().items()
         if key not in ("path", "first", "last")
     }
-    metadata["power_sampling"]["source"] = backend.power_source().name
+    metadata["power_sampling"]["source"] = backend.power_source().label
     if extra_metadata:
         metadata.update(extra_metadata)
     folder.write(
@@ -99,6 +99,11 @@ def measure_model(
     final = folder.commit()
     dataset.finish()
     return final
+
+
+def _state(backend: Backend) -> dict[str, Any]:
+    state = getattr(backend, "device_state", None)
+    return state() if state is not None else {}
 
 
 def _checked(report: SamplerReport | None, what: str) -> SamplerReport:

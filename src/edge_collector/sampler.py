@@ -52,8 +52,10 @@ class PowerSource:
     """What the sampler reads. Subclasses must be picklable before ``open`` (they are sent to
     the child process) and open their device in ``open``, which runs in the child."""
 
-    #: what is read, as recorded in device.json / idling_power.json (e.g. ``VDD_IN``)
+    #: what is read, as recorded in device.json (e.g. ``VDD_IN``)
     name = "unknown"
+    #: who reads it; ``reader:name`` is idling_power.json's ``power_source``
+    reader = "unknown"
     #: the raw-data dialect of the lines: ``jetson`` (mV,mA) or ``nvml`` (mW)
     dialect = "jetson"
 
@@ -66,6 +68,10 @@ class PowerSource:
 
     def close(self) -> None:
         """Release the device."""
+
+    @property
+    def label(self) -> str:
+        return self.name if self.reader == self.name else f"{self.reader}:{self.name}"
 
     def microwatts(self, fields: Fields) -> float:
         if self.dialect == "jetson":

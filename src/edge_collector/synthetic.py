@@ -28,6 +28,7 @@ class SyntheticSource(PowerSource):
     """Reads the level in shared memory; ``noise`` is the relative standard deviation."""
 
     name = "synthetic"
+    reader = "synthetic"
 
     def __init__(
         self,

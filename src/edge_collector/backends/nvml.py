@@ -47,6 +47,7 @@ class NvmlSource(PowerSource):
     """Instantaneous board power of GPU ``index`` in mW (opened in the sampler child)."""
 
     dialect = "nvml"
+    reader = "nvml"
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -151,6 +152,26 @@ class NvmlBackend(Backend):
             "torch": self._torch.__version__,
         }
 
+    def device_state(self) -> dict[str, Any]:
+        """Temperature, clocks and power limit now (as the bundled dataset records them)."""
+        nvml, handle = self._nvml, self._handle
+        readings = {
+            "temperature_c": lambda: nvml.nvmlDeviceGetTemperature(
+                handle, nvml.NVML_TEMPERATURE_GPU
+            ),
+            "sm_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_MEM),
+            "power_limit_mw": lambda: nvml.nvmlDeviceGetPowerManagementLimit(handle),
+            "power_usage_1s_mw": lambda: nvml.nvmlDeviceGetPowerUsage(handle),
+        }
+        state = {}
+        for key, read in readings.items():
+            try:
+                state[key] = read()
+            except nvml.NVMLError:  # not every GPU reports everything
+                continue
+        return state
+
     def power_source(self) -> NvmlSource:
         return self._source
 
@@ -204,7 +225,7 @@ class NvmlBackend(Backend):
         )
         metadata = {
             "config": config,
-            "device": self.device_info(),
+            "device": {**self.device_info(), **self.device_state()},
             "layers_total": sum(entry["Count"] for entry, _ in layers),
             "layers_unique": len(layers),
             "whole_model": whole,
