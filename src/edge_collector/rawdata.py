@@ -265,23 +265,6 @@ def latency_entry(latency_ms: float, end_s: float, repeats: int | None = None) -
     return entry
 
 
-def mean_power_uw(path: PathLike) -> float:
-    """Average power of a power log we wrote (both line shapes), for summaries."""
-    total, count = 0.0, 0
-    with open(str(path), encoding="utf-8") as lines:
-        for line in lines:
-            fields = line.strip().split(",")
-            try:
-                values = [float(v) for v in fields[1:]]
-            except ValueError:
-                continue
-            if len(values) == 2:
-                total, count = total + values[0] * values[1], count + 1
-            elif len(values) == 1:
-                total, count = total + values[0] * 1000.0, count + 1
-    return total / count if count else float("nan")
-
-
 def _check_model_name(model: str) -> None:
     if not model or model.startswith(".") or any(c in model for c in "/\\\0") or model == "..":
         raise DatasetError(f"{model!r} cannot be a model folder name")

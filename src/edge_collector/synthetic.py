@@ -16,7 +16,6 @@ from __future__ import annotations
 import multiprocessing
 import random
 import time
-from typing import Any
 
 from edge_collector.sampler import Fields, PowerSource
 
@@ -85,7 +84,3 @@ class SyntheticSource(PowerSource):
         if self.dialect == "jetson":  # 0.01 mA: a 50 µW step at 5 V, well below any signal
             return "{:.1f},{:.2f}".format(*fields)
         return str(int(round(fields[0])))
-
-
-def describe(source: SyntheticSource) -> Any:
-    return {"idle_uw": source.idle_uw, "noise": source.noise, "dialect": source.dialect}

@@ -16,7 +16,6 @@ import os
 from typing import Any
 
 MEMCPY_HOST_TO_DEVICE = 1
-MEMCPY_DEVICE_TO_HOST = 2
 _SEARCH = (
     "/usr/local/cuda/lib64/libcudart.so*",
     "/usr/local/cuda/targets/aarch64-linux/lib/libcudart.so*",
