@@ -1,5 +1,6 @@
-"""Project commands for the ``kedro`` CLI: ``kedro data add|pull|version|upload|download``, and
-``kedro run`` reporting bad input in one line.
+"""Project commands for the ``kedro`` CLI: ``kedro data add|pull|version|upload|download``,
+``kedro collect ...`` (the on-device collector, ``edge_collector``), and ``kedro run``
+reporting bad input in one line.
 
 Kedro loads ``<package>.cli:cli`` and adds its commands to the built-in ones (a command of
 the same name, ``run``, replaces Kedro's).
@@ -223,3 +224,23 @@ def download(
         allow_http=allow_http,
     )
     click.echo(f"Downloaded {host}/{owner}/{name} {remote} into {local_dir_path}")
+
+
+@cli.command(
+    "collect",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,  # --help goes to the collector, which documents its own options
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def collect(args: tuple[str, ...]) -> None:
+    """Measure layers on this machine's GPU into a raw dataset (docs/collector.md).
+
+    Forwards ARGS to ``python -m edge_collector`` (the same package a Jetson runs after copying
+    ``src/edge_collector``): ``kedro collect --help``, ``kedro collect sweep nvml --out
+    data/01_raw/my_sweep --conv 200 --dry-run``.
+    """
+    from edge_collector.cli import forward  # noqa: PLC0415 (only this command needs it)
+
+    code = forward(list(args))
+    if code:
+        raise SystemExit(code)
