@@ -40,7 +40,7 @@ def test_every_stage_wrote_one_partition_per_model(trained_project: Path) -> Non
     assert list(layerwise.columns[:6]) == [
         "cycle",
         "layer_name",
-        "layer_class",
+        "layer_type",
         "layer_power_including_idle_power_micro_watt",
         "layer_power_excluding_idle_power_micro_watt",
         "layer_run_time",
@@ -70,7 +70,9 @@ def test_metrics_models_and_mlflow_run(trained_project: Path) -> None:
             assert "rmspe" in json.dumps(metrics[layer_class][target]).lower()
         for target in ("power", "runtime"):
             assert (
-                trained_project / "data" / "06_models" / f"{layer_class}_{target}.skops"
+                trained_project
+                / "data/06_models/h200_isolated_v1"
+                / f"{layer_class}_{target}.skops"
             ).exists()
     reporting = trained_project / "data" / "08_reporting"
     quality = json.loads((reporting / "data_quality.json").read_text())

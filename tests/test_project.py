@@ -54,7 +54,9 @@ def test_local_globals_move_parameter_and_catalog_together(tmp_path: Path) -> No
             catalog["raw_measurement_files"]["path"],
             catalog["raw_data_version"]["path"],
             params["predict_dataset"],
-            catalog["prediction_engines"]["path"],
+            catalog["prediction_files"]["path"],
+            catalog["{layer_class}.{target}_model"]["filepath"],
+            params["prediction"]["models"],
         )
 
     bootstrap_project(PROJECT_ROOT)
@@ -64,8 +66,16 @@ def test_local_globals_move_parameter_and_catalog_together(tmp_path: Path) -> No
         "data/01_raw/orin",
         "engines",
         "data/01_raw/engines",
+        "data/06_models/orin/{layer_class}_{target}.skops",
+        "orin",
     )
     assert resolved(raw_dataset="x")[:3] == ("x", "data/01_raw/x", "data/01_raw/x")
+    # models belong to the raw dataset; prediction.models picks another set
+    assert resolved(raw_dataset="x")[5:] == ("data/06_models/x/{layer_class}_{target}.skops", "x")
+    assert resolved(prediction={"models": "y"})[5:] == (
+        "data/06_models/y/{layer_class}_{target}.skops",
+        "y",
+    )
 
 
 def test_mlflow_defaults_to_sqlite_and_follows_the_environment(

@@ -187,7 +187,10 @@ class ParameterCheckHook:
 
     @hook_impl(tryfirst=True)  # before the run lock, MLflow or any node
     def before_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
-        from power_modelling.core.splits import resolve_test_models  # noqa: PLC0415
+        from power_modelling.core.splits import (  # noqa: PLC0415
+            check_training_cnns,
+            resolve_test_models,
+        )
 
         raw_dataset = _param(catalog, "raw_dataset")
         outputs, inputs = pipeline.all_outputs(), pipeline.inputs()
@@ -204,12 +207,15 @@ class ParameterCheckHook:
                 available = [n for n in available if "." not in n]
             params = _param(catalog, "feature_engineering", {}) or {}
             if available:
-                resolve_test_models(
+                names, _ = resolve_test_models(
                     params.get("test_models"),
                     available,
                     raw_dataset,
                     params.get("test_models_by_dataset"),
                 )
+                if "convolutional.power_cv" in outputs:  # the run cross-validates
+                    n_train = len(available) - len(names)
+                    check_training_cnns(n_train, len(available), raw_dataset, 2)
         model = "convolutional.power_model"
         if model in inputs and model not in outputs:
             models = _param(catalog, "prediction", {}).get("models")

@@ -17,8 +17,8 @@ from edge_collector.distributions import Limits, plan
 from edge_collector.layers import Conv, Pool, from_dict, single_layer_network, to_dict
 from edge_collector.rawdata import Dataset, DatasetError, format_timestamp, parse_timestamp
 from edge_collector.sampler import SensorError
-from power_modelling.pipelines.feature_engineering.features import build_features
-from power_modelling.pipelines.ingestion.engine_info import describe_layers
+from power_modelling.core.engines import describe_layers
+from power_modelling.core.features import build_features
 
 
 def _conv_reference(x: np.ndarray, w: np.ndarray, layer: Conv) -> np.ndarray:

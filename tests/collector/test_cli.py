@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from power_modelling.cli import cli
 from tests.collector import fakes
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "src" / "edge_collector"
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from edge_collector.layers import from_dict, small_cnn
-from tests.conftest import make_project
+from tests.helpers import make_project
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ leading letters: ``resnet18`` and ``resnet50`` are both ``resnet``): families ar
 largest first and one CNN is taken from each in turn, the one in the middle of the family's
 sorted names, so the choice is deterministic and needs no seed. A dataset may also name its
 own hold-out (``test_models_by_dataset``), as the bundled one does to match the published
-study.
+study; a copy holding only some of those CNNs holds out the ones it has.
 """
 
 from __future__ import annotations
@@ -81,18 +81,15 @@ def resolve_test_models(
     names = parse_names(test_models)
     how = "parameter"
     if names == AUTO:
-        declared = (by_dataset or {}).get(raw_dataset)
-        if declared is not None:
-            names, how = parse_names(declared), "dataset"
-        else:
+        # a dataset's declared hold-out, as far as this copy of it holds those CNNs
+        declared = parse_names((by_dataset or {}).get(raw_dataset) or [])
+        present = [] if declared == AUTO else [n for n in declared if n in available]
+        if not present:
             return auto_test_models(available), AUTO
+        names, how = present, "dataset"
     missing = [name for name in names if name not in available]
     if missing:
-        parameter = (
-            f"feature_engineering.test_models_by_dataset.{raw_dataset}"
-            if how == "dataset"
-            else "feature_engineering.test_models"
-        )
+        parameter = "feature_engineering.test_models"
         raise ValueError(
             f"{parameter} names CNN(s) {missing} that are not in data/01_raw/{raw_dataset} "
             f"(its CNNs: {', '.join(available) or 'none'}). Fix: --params "
@@ -100,11 +97,16 @@ def resolve_test_models(
             "(comma-separated), or feature_engineering.test_models=auto to hold out ~15 % "
             "spread over architecture families"
         )
-    left = len(available) - len(set(names))
-    if left < 2:
-        raise ValueError(
-            f"feature_engineering.test_models holds out {len(set(names))} of the "
-            f"{len(available)} CNN(s) of data/01_raw/{raw_dataset}: at least 2 must be left "
-            "for grouped cross-validation"
-        )
+    check_training_cnns(len(available) - len(set(names)), len(available), raw_dataset, 1)
     return sorted(set(names)), how
+
+
+def check_training_cnns(n_train: int, n_total: int, raw_dataset: str, needed: int) -> None:
+    """At least ``needed`` CNNs must be left to train on (2 for grouped cross-validation)."""
+    if n_train < needed:
+        raise ValueError(
+            f"feature_engineering.test_models holds out {n_total - n_train} of the {n_total} "
+            f"CNN(s) of data/01_raw/{raw_dataset}: at least {needed} must be left to train on"
+            + (" (grouped cross-validation)" if needed > 1 else "")
+            + "; hold out fewer, or add CNNs to the dataset"
+        )

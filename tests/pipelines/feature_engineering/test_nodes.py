@@ -13,6 +13,7 @@ from power_modelling.pipelines.feature_engineering.nodes import (
     aggregate_measurements,
     assemble_feature_tables,
     build_layer_features,
+    choose_test_models,
     split_train_test,
 )
 
@@ -148,10 +149,19 @@ def test_tables_keep_short_layers_for_runtime_only(
 
 def test_split_by_model(features: pd.DataFrame, measurements: pd.DataFrame) -> None:
     conv = assemble_feature_tables(features, measurements, 10)["convolutional"]
-    train, test = split_train_test(conv, ["net_b", "lenet"])
+    train, test = split_train_test(conv, {"test_models": ["net_b"]})
     assert train["model"].tolist() == ["net_a"]
     assert test["model"].tolist() == ["net_b"]
     assert len(train) + len(test) == len(conv)
+
+
+def test_test_models_are_chosen_from_what_was_ingested(features: pd.DataFrame) -> None:
+    chosen = choose_test_models(features, {"test_models": "net_b"}, "x")
+    assert chosen == {"test_models": ["net_b"], "chosen_by": "parameter", "raw_dataset": "x"}
+    with pytest.raises(ValueError, match="holds out 2 of the 2 CNN.*at least 1 must be left"):
+        choose_test_models(features, {"test_models": "net_a,net_b"}, "x")
+    with pytest.raises(ValueError, match=r"test_models names CNN\(s\) \['lenet'\].*net_a, net_b"):
+        choose_test_models(features, {"test_models": ["lenet"]}, "x")
 
 
 def test_build_layer_features_needs_partitions() -> None:

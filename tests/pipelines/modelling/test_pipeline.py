@@ -101,7 +101,9 @@ def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project
 
     for layer_class in LAYER_CLASSES:
         for target in ("power", "runtime"):
-            assert (project / "data" / "06_models" / f"{layer_class}_{target}.skops").exists()
+            assert (
+                project / "data/06_models/h200_isolated_v1" / f"{layer_class}_{target}.skops"
+            ).exists()
         for chart in ("power_bars", "power_total_scatter", "runtime_scatter"):
             assert (project / "data" / "08_reporting" / layer_class / f"{chart}.png").exists()
     metrics = json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())

@@ -137,6 +137,11 @@ def _measure_idle_power() -> dict:
     return {"avg_idle_power_uw": IDLE_W * 1e6, "source": "test"}
 
 
+def _model_card() -> dict:
+    """Stand-in for the model card training writes (and logs) beside the models."""
+    return {"raw_dataset": MODELS, "device": {"name": "H200"}, "precisions": ["FP16"]}
+
+
 def _fit_standins(idle_power: dict) -> tuple:
     """Stand-in for the modelling pipeline: the six fitted models, saved locally and logged
     to the MLflow run (``<layer_class>.<target>_model_mlflow``)."""
@@ -159,6 +164,7 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     training = Pipeline(
         [
             Node(_measure_idle_power, None, "device_idle_power", name="measure_idle_power"),
+            Node(_model_card, None, "model_card", name="model_card"),
             Node(
                 _fit_standins,
                 "device_idle_power",
@@ -176,7 +182,8 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     run_kedro(predict_project)
 
     mlflow.set_tracking_uri(f"sqlite:///{predict_project / 'mlflow.db'}")
-    uri = f"models:/{pipeline_registry.REGISTERED_MODEL_NAME}/1"
+    # registered per raw dataset: a model of another device never replaces it
+    uri = f"models:/{pipeline_registry.REGISTERED_MODEL_NAME}-{MODELS}/1"
     served = mlflow.pyfunc.load_model(uri)
     engine = predict_project / "data/01_raw/predict" / f"{SHIPPED}.json"
     layers = describe_layers(json.loads(engine.read_text()), str(engine))
