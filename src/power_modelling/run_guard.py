@@ -188,6 +188,7 @@ class RunGuardHook:
         self._run: dict[str, Any] = {}
         self._layers: list[Path] = []
         self._previous_handlers: dict[int, Any] = {}
+        self._interrupted: str | None = None
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
@@ -322,9 +323,35 @@ class RunGuardHook:
             by_path[path] = ([*names, name], merges or _merges(dataset))
         return {"+".join(names): (path, merges) for path, (names, merges) in by_path.items()}
 
+    # --- interruptions that code on the way swallowed (logging catches what its handlers
+    # raise): checked again between nodes and datasets, and before committing ---------------
+    def _raise_if_interrupted(self) -> None:
+        if self._interrupted:
+            raise RunInterrupted(self._interrupted)
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        self._raise_if_interrupted()
+
+    @hook_impl
+    def after_node_run(self) -> None:
+        self._raise_if_interrupted()
+
+    @hook_impl
+    def before_dataset_saved(self) -> None:
+        self._raise_if_interrupted()
+
+    @hook_impl
+    def after_dataset_saved(self) -> None:
+        self._raise_if_interrupted()
+
     # --- end ---------------------------------------------------------------------------
     @hook_impl(tryfirst=True)  # committed before anything else can fail (MLflow logging)
     def after_pipeline_run(self, catalog: CatalogProtocol) -> None:
+        if self._interrupted:  # the nodes ran to the end, but the user asked to stop
+            error = RunInterrupted(self._interrupted)
+            self.on_pipeline_error(error)
+            raise error
         try:
             if self._transaction is not None:
                 version = self._data_version(catalog)
@@ -343,7 +370,7 @@ class RunGuardHook:
                     "The run failed: its outputs were discarded and the previous ones kept (%s)",
                     ", ".join(restored) or "there were none",
                 )
-            if isinstance(error, RunInterrupted):
+            if isinstance(error, RunInterrupted) or self._interrupted:  # also when wrapped
                 with contextlib.suppress(Exception):
                     import mlflow  # noqa: PLC0415
 
@@ -360,6 +387,7 @@ class RunGuardHook:
 
     def _finish(self) -> None:
         self._restore_signal_handlers()
+        self._interrupted = None
         self._transaction = None
         self._release()
 
@@ -371,7 +399,8 @@ class RunGuardHook:
     # --- signals -----------------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
         def interrupted(signum: int, frame: Any) -> None:
-            raise RunInterrupted(f"interrupted by {signal.Signals(signum).name}")
+            self._interrupted = f"interrupted by {signal.Signals(signum).name}"
+            raise RunInterrupted(self._interrupted)
 
         with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
             for signum in (signal.SIGINT, signal.SIGTERM):
