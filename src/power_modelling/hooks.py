@@ -232,15 +232,37 @@ class ParameterCheckHook:
                 )
 
 
-class ModelIdentityHook:
-    """The served model is registered per raw dataset (``power_modelling-<raw_dataset>``), so
-    ``models:/power_modelling-<dataset>/latest`` never changes device under a user's feet."""
+class ServedModelHook:
+    """At the end of a training run, log the inference pipeline with the model set just
+    written as one MLflow pyfunc model, ``prediction_model``, defined in code
+    (``serving.py``: no pickle), registered per raw dataset as
+    ``power_modelling-<raw_dataset>`` so ``models:/power_modelling-<dataset>/latest`` never
+    changes device under a user's feet."""
 
-    @hook_impl
-    def before_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
-        from power_modelling.pipeline_registry import REGISTERED_MODEL_NAME  # noqa: PLC0415
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's after_pipeline_run ends the run
+    def after_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        from power_modelling.pipeline_registry import (  # noqa: PLC0415
+            REGISTERED_MODEL_NAME,
+            log_model_kwargs,
+        )
+        from power_modelling.pipelines.inference.pipeline import (  # noqa: PLC0415
+            model_datasets,
+        )
 
-        kwargs = getattr(pipeline, "log_model_kwargs", None)
+        inputs = [*model_datasets().values(), "device_idle_power"]
+        if not set(inputs) <= pipeline.all_outputs() or not _active_run():
+            return  # not a training run (or not tracked)
+        import mlflow  # noqa: PLC0415
+
+        import power_modelling  # noqa: PLC0415
+
+        artifacts = {name: str(Path(catalog.get(name)._filepath)) for name in inputs}
+        trusted = list(getattr(catalog.get(inputs[0]), "_trusted", []))
         raw_dataset = _param(catalog, "raw_dataset")
-        if isinstance(kwargs, dict) and raw_dataset:
-            kwargs["registered_model_name"] = f"{REGISTERED_MODEL_NAME}-{raw_dataset}"
+        mlflow.pyfunc.log_model(
+            python_model=str(Path(power_modelling.__file__).parent / "serving.py"),
+            artifacts=artifacts,
+            model_config={"trusted_types": trusted},
+            registered_model_name=f"{REGISTERED_MODEL_NAME}-{raw_dataset}",
+            **log_model_kwargs(),
+        )

@@ -3,10 +3,9 @@ here (pipelines never import each other).
 
 The inference template (``pipelines/inference``) is used three times: appended to
 ``prediction`` and to ``network_evaluation`` (under its own dataset names), and logged as the
-served MLflow model. The training chain (``__default__``, and ``modelling`` on its own) ends
-with the network-level evaluation and is wrapped with kedro-mlflow's ``pipeline_ml_factory``:
-at the end of the run the inference template with the six fitted models is logged as one
-MLflow model, ``prediction_model``, registered as ``power_modelling`` (see docs/prediction.md).
+served MLflow model (``serving.py``, by ``hooks.ServedModelHook`` at the end of a training
+run). The training chain (``__default__``, and ``modelling`` on its own) ends with the
+network-level evaluation.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -14,7 +13,6 @@ from pathlib import Path
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline, pipeline
-from kedro_mlflow.pipeline import pipeline_ml_factory
 
 import power_modelling
 from power_modelling.pipelines import inference, network_evaluation
@@ -49,23 +47,12 @@ def log_model_kwargs() -> dict:
     slow inference) and the project package as code, so the model loads anywhere."""
     return {
         "name": SERVED_MODEL_NAME,
-        "registered_model_name": REGISTERED_MODEL_NAME,
         # layer_descriptions rows hold nullable integers and lists, which MLflow's schema
         # enforcement rejects: the inference pipeline checks its input itself.
         "signature": None,
         "pip_requirements": [_pinned(package) for package in _SERVING_PACKAGES],
         "code_paths": [str(Path(power_modelling.__file__).parent)],
     }
-
-
-def servable(training: Pipeline) -> Pipeline:
-    """``training`` that logs the prediction pipeline as an MLflow model when it ends."""
-    return pipeline_ml_factory(
-        training=training,
-        inference=inference.create_pipeline(),
-        input_name=inference.pipeline.LAYERS,
-        log_model_kwargs=log_model_kwargs(),
-    )
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -89,10 +76,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         (pipelines[name] for name in DEFAULT_PIPELINES if name in pipelines), Pipeline([])
     )
     # Kedro loads only the pipelines a run asks for (`--pipelines ingestion` finds ingestion
-    # alone), so the chain is built from those present and wrapped only when it can train.
+    # alone), so the chain is built from those present and evaluates only when it can train.
     if "modelling" not in pipelines:
         pipelines["__default__"] = training
         return pipelines
-    pipelines["modelling"] = servable(pipelines["modelling"] + evaluation)
-    pipelines["__default__"] = servable(training + evaluation)
+    pipelines["modelling"] = pipelines["modelling"] + evaluation
+    pipelines["__default__"] = training + evaluation
     return pipelines

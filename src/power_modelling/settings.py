@@ -21,8 +21,8 @@ from power_modelling.hooks import (  # noqa: E402
     DatasetNameHook,
     DataVersionMlflowHook,
     MlflowStoreLockHook,
-    ModelIdentityHook,
     ParameterCheckHook,
+    ServedModelHook,
 )
 from power_modelling.logging_handlers import make_console_logging_safe  # noqa: E402
 from power_modelling.project import project_root  # noqa: E402
@@ -39,7 +39,7 @@ HOOKS = (
     # after RunGuardHook: pluggy calls the last registered first, so parameters are checked
     # before the run takes the lock or moves any output aside
     ParameterCheckHook(),
-    ModelIdentityHook(),
+    ServedModelHook(),
     DataQualityMlflowHook(),
     DataVersionMlflowHook(),
 )

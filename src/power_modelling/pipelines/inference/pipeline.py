@@ -2,7 +2,7 @@
 
 ``prediction`` feeds it the networks to predict, ``network_evaluation`` the held-out test
 CNNs (``pipeline(..., inputs=..., outputs=...)`` renames its two free datasets), and
-``pipeline_ml_factory`` logs it as the served MLflow model. Its other inputs, the six fitted
+``serving.py`` is the served MLflow model built from it. Its other inputs, the six fitted
 models and the device's idle power, are catalog datasets: where they come from (the local
 ``data/06_models`` or an MLflow run) is configuration, not code.
 """
