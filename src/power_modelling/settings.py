@@ -15,10 +15,15 @@ silence_known_noise()
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
-from power_modelling.hooks import DataQualityMlflowHook, DataVersionMlflowHook  # noqa: E402
+from power_modelling.hooks import (  # noqa: E402
+    DataQualityMlflowHook,
+    DataVersionMlflowHook,
+    RunNameMlflowHook,
+)
 from power_modelling.project import project_root  # noqa: E402
+from power_modelling.run_summary import RunSummaryHook  # noqa: E402
 
-HOOKS = (DataQualityMlflowHook(), DataVersionMlflowHook())
+HOOKS = (DataQualityMlflowHook(), DataVersionMlflowHook(), RunNameMlflowHook(), RunSummaryHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
