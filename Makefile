@@ -1,8 +1,13 @@
-# One-command set-up: `make run` and `make test` create .venv with uv (installing uv with pip
-# when missing) and need nothing else installed by hand.
+# One-command set-up: `make run` and `make test` create .venv with uv and need nothing else
+# installed by hand but python3 with its venv module (Debian/Ubuntu: python3-venv). uv is the
+# one on PATH, else it is installed into .uv-bootstrap/ (a venv of its own: a distribution's
+# "externally managed" system Python, PEP 668, refuses `pip install` outside one).
 PYTHON ?= python3
 VENV := .venv
-UV := $(shell command -v uv 2>/dev/null)
+BOOTSTRAP := .uv-bootstrap
+UV ?= $(shell command -v uv 2>/dev/null)
+# `make UV= install` forces the bootstrap (a variable given on the command line wins)
+UV_BIN := $(if $(UV),$(UV),$(BOOTSTRAP)/bin/uv)
 export DO_NOT_TRACK := true
 export KEDRO_DISABLE_TELEMETRY := 1
 export DVC_NO_ANALYTICS := 1
@@ -10,13 +15,12 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: install run test lint bench viz mlflow-ui data-add data-pull clean
 
-$(VENV)/.installed: pyproject.toml uv.lock
-ifeq ($(UV),)
-	$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv sync --frozen --python $(PYTHON)
-else
-	uv sync --frozen --python $(PYTHON)
-endif
+$(BOOTSTRAP)/bin/uv:
+	$(PYTHON) -m venv $(BOOTSTRAP) || { echo "make: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: sudo apt install python3-venv" >&2; exit 1; }
+	$(BOOTSTRAP)/bin/python -m pip install --quiet uv
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV_BIN)
+	$(UV_BIN) sync --frozen --python $(PYTHON)
 	touch $@
 
 install: $(VENV)/.installed

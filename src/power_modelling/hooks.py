@@ -20,6 +20,8 @@ from power_modelling.project import checked_dataset_name
 logger = logging.getLogger(__name__)
 
 DATA_VERSION = "ingested_data_version"
+#: Run label of the default pipeline (the whole training chain).
+DEFAULT_PIPELINE_LABEL = "training"
 
 
 def _active_run() -> bool:
@@ -266,3 +268,58 @@ class ServedModelHook:
             registered_model_name=f"{REGISTERED_MODEL_NAME}-{raw_dataset}",
             **log_model_kwargs(),
         )
+
+
+def run_name(pipeline_names: list[str] | None, dataset: str | None) -> str:
+    """``training · h200_isolated_v1``: the pipeline(s) run (``__default__`` is the training
+    chain) and the dataset they ran on."""
+    names = [
+        DEFAULT_PIPELINE_LABEL if name == "__default__" else name
+        for name in (pipeline_names or ["__default__"])
+    ]
+    label = "+".join(names)
+    return f"{label} · {dataset}" if dataset else label
+
+
+class RunNameMlflowHook:
+    """Name each MLflow run after what ran on what (``modelling · h200_isolated_v1``,
+    ``prediction · predict``) instead of the bare pipeline name, unless ``mlflow.yml`` sets
+    ``tracking.run.name``.
+
+    The dataset is ``predict_dataset`` for a prediction run; for the others it is the raw
+    dataset their inputs come from: ``raw_dataset`` for a run that ingests, else the one the
+    last ingestion recorded."""
+
+    def __init__(self) -> None:
+        self._context: KedroContext | None = None
+        self._configured_name: str | None = None
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's, which puts its configuration on the context
+    def after_context_created(self, context: KedroContext) -> None:
+        self._context = context
+        config = getattr(context, "mlflow", None)
+        self._configured_name = config.tracking.run.name if config is not None else None
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's before_pipeline_run starts the run
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        config = getattr(self._context, "mlflow", None)
+        if config is None or self._configured_name is not None:
+            return
+        names = run_params.get("pipeline_names") or run_params.get("pipeline_name")
+        names = [names] if isinstance(names, str) else names
+        config.tracking.run.name = run_name(names, self._dataset(names, pipeline, catalog))
+
+    def _dataset(
+        self, names: list[str] | None, pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> str | None:
+        params = self._context.params if self._context is not None else {}
+        if names == ["prediction"]:
+            return params.get("predict_dataset")
+        if DATA_VERSION not in pipeline.all_outputs() and catalog.exists(DATA_VERSION):
+            # through the dataset, not catalog.load: no "Loading data" line before the run
+            recorded = catalog.get(DATA_VERSION).load().get("raw_dataset")
+            if recorded:
+                return recorded
+        return params.get("raw_dataset")

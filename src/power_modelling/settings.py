@@ -1,17 +1,16 @@
 """Kedro project settings."""
 
 import os
-import warnings
 
 # Offline-first: no usage telemetry from MLflow or DVC (kedro's own is off via .telemetry).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-# kedro-mlflow's served-model wrapper has an untyped predict(); its input is checked by the
-# inference node itself, so MLflow's hint about type hints is noise in every run.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
-# `convolutional.power_model`, `pooling.model_input_test`, ...: the modelling namespaces'
-# datasets, read by name outside them on purpose (inference, network evaluation).
-warnings.filterwarnings("ignore", message=r".*dataset names contain '\.' characters")
+
+# Known harmless warnings filtered before kedro or its plugins import MLflow (the `kedro`
+# command has filtered them already, through this package's `kedro.init` entry point).
+from power_modelling.quiet import silence_known_noise  # noqa: E402
+
+silence_known_noise()
 
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
@@ -22,11 +21,13 @@ from power_modelling.hooks import (  # noqa: E402
     DataVersionMlflowHook,
     MlflowStoreLockHook,
     ParameterCheckHook,
+    RunNameMlflowHook,
     ServedModelHook,
 )
 from power_modelling.logging_handlers import make_console_logging_safe  # noqa: E402
 from power_modelling.project import project_root  # noqa: E402
 from power_modelling.run_guard import RunGuardHook  # noqa: E402
+from power_modelling.run_summary import RunSummaryHook  # noqa: E402
 
 # Kedro built conf/logging.yml's console handler before the project was known: make it print any
 # message as plain text (layer names contain "[/...]", which rich would read as markup).
@@ -42,6 +43,8 @@ HOOKS = (
     ServedModelHook(),
     DataQualityMlflowHook(),
     DataVersionMlflowHook(),
+    RunNameMlflowHook(),
+    RunSummaryHook(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

@@ -270,7 +270,30 @@ def test_dtype_bytes(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         sizes = dtype_bytes(names).tolist()
     assert sizes == [2, 4, 2, 2, 4, 1, 1, 4, 2, 4, 4, 4]
-    assert "Mystery" in caplog.text
+    assert caplog.text == ""  # build_features warns, naming the layers
+
+
+def test_unknown_data_types_are_one_warning_naming_model_layer_and_tensor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = BUNDLED_RAW / "resnet18" / "trt_profiling" / "trt_engine_info.json"
+    resnet = describe_layers(json.loads(path.read_text()), str(path))
+    conv, pool, dense = (
+        resnet.index[resnet["parameter_type"].str.lower() == kind][0]
+        for kind in ("convolution", "pooling", "matrixmultiply")
+    )
+    lenet = resnet.assign(model="lenet")
+    lenet.loc[[conv, pool, dense], "input_dtype"] = None  # weights default to the input's
+    lenet.loc[dense, "output_dtype"] = "Mystery"
+    descriptions = pd.concat([resnet.assign(model="resnet18"), lenet], ignore_index=True)
+    with caplog.at_level(logging.WARNING, logger="power_modelling.core.features"):
+        build_features(descriptions)
+    names = resnet["layer_name"]
+    assert caplog.messages == [
+        "Data type ('Mystery', missing) missing or unrecognised in 3 layer(s), assuming 4 bytes "
+        f"per element for their byte features: lenet: {names[conv]} (input, weights), "
+        f"{names[pool]} (input, weights), {names[dense]} (input, output, weights)"
+    ]
 
 
 def test_features_survive_a_parquet_round_trip(tmp_path: Path) -> None:

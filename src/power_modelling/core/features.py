@@ -97,18 +97,56 @@ def precision_of(descriptions: pd.DataFrame) -> str | None:
 
 def dtype_bytes(dtypes: pd.Series) -> pd.Series:
     """Bytes per element of TensorRT / NVML data type strings (``FP16``, ``Float``, ``Int8``,
-    ``Row major linear FP16 format``, ...); missing or unknown → ``DEFAULT_DTYPE_BYTES``."""
-    names = dtypes.astype(object).where(dtypes.notna(), None)
+    ``Row major linear FP16 format``, ...); missing or unknown → ``DEFAULT_DTYPE_BYTES``
+    (``build_features`` warns once, naming the layers)."""
+    names = _dtype_names(dtypes)
     lookup = {name: _bytes_of(name) for name in pd.unique(names)}
-    unknown = sorted(str(name) for name, size in lookup.items() if size is None)
-    if unknown:
-        logger.warning(
-            "Unrecognised data type(s) %s: assuming %d bytes per element",
-            unknown,
-            DEFAULT_DTYPE_BYTES,
-        )
     sizes = names.map(lambda name: lookup[name] or DEFAULT_DTYPE_BYTES)
     return sizes.astype("float64")
+
+
+def _dtype_names(dtypes: pd.Series) -> pd.Series:
+    return dtypes.astype(object).where(dtypes.notna(), None)
+
+
+def _tensor_dtypes(rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """The data type of each tensor the byte features count (weights default to the input's)."""
+    weights = rows["weights_dtype"].where(rows["weights_dtype"].notna(), rows["input_dtype"])
+    return {"input": rows["input_dtype"], "output": rows["output_dtype"], "weights": weights}
+
+
+def _warn_unknown_dtypes(rows: pd.DataFrame, max_layers: int = 5) -> None:
+    """One warning for every modelled layer whose byte features assumed
+    ``DEFAULT_DTYPE_BYTES``, naming the data types, the tensors and the layers (per model or
+    network)."""
+    unknown = pd.Series("", index=rows.index)
+    types: set[str] = set()
+    for tensor, dtypes in _tensor_dtypes(rows).items():
+        names = _dtype_names(dtypes)
+        bad = names.map(lambda name: _bytes_of(name) is None).astype(bool)
+        unknown[bad] += f"{tensor} "
+        types.update("missing" if name is None else repr(name) for name in names[bad])
+    unknown = unknown[unknown != ""]
+    if unknown.empty:
+        return
+    owner_column = next((c for c in ("model", "network") if c in rows.columns), None)
+    owners = rows.loc[unknown.index, owner_column] if owner_column else None
+    layers = rows.loc[unknown.index, "layer_name"].astype(str)
+    labels = layers + " (" + unknown.str.strip().str.replace(" ", ", ") + ")"
+    groups = labels.groupby(owners.astype(str), sort=True) if owners is not None else [("", labels)]
+    where = "; ".join(
+        f"{owner + ': ' if owner else ''}{', '.join(items.head(max_layers))}"
+        + (f" and {len(items) - max_layers} more" if len(items) > max_layers else "")
+        for owner, items in groups
+    )
+    logger.warning(
+        "Data type (%s) missing or unrecognised in %d layer(s), assuming %d bytes per element "
+        "for their byte features: %s",
+        ", ".join(sorted(types)),
+        len(unknown),
+        DEFAULT_DTYPE_BYTES,
+        where,
+    )
 
 
 def build_features(descriptions: pd.DataFrame) -> pd.DataFrame:
@@ -130,6 +168,7 @@ def build_features(descriptions: pd.DataFrame) -> pd.DataFrame:
             computed = compute(frame.loc[rows])
             features.loc[rows, computed.columns] = computed.to_numpy(dtype="float64")
     _log_classes(layer_class, frame["layer_type"])
+    _warn_unknown_dtypes(frame[(layer_class != OTHER).to_numpy()])
     # ``groups`` is a description column already (1 unless grouped, every row): keep that one.
     features = features.drop(columns="groups")
     stale = [c for c in ("layer_class", *features.columns) if c in frame.columns]
@@ -248,14 +287,12 @@ def _weight_elements(rows: pd.DataFrame, computed: np.ndarray | pd.Series) -> np
 
 def _with_bytes(features: pd.DataFrame, rows: pd.DataFrame, weights: np.ndarray) -> pd.DataFrame:
     """Add tensor sizes in bytes (at each tensor's data type) and the arithmetic intensity."""
-    input_bytes = np.nanprod(_matrix(rows["input_dims"], 8), axis=1) * dtype_bytes(
-        rows["input_dtype"]
-    )
+    dtypes = _tensor_dtypes(rows)
+    input_bytes = np.nanprod(_matrix(rows["input_dims"], 8), axis=1) * dtype_bytes(dtypes["input"])
     output_bytes = np.nanprod(_matrix(rows["output_dims"], 8), axis=1) * dtype_bytes(
-        rows["output_dtype"]
+        dtypes["output"]
     )
-    weight_dtype = rows["weights_dtype"].where(rows["weights_dtype"].notna(), rows["input_dtype"])
-    weight_bytes = np.asarray(weights, dtype="float64") * dtype_bytes(weight_dtype)
+    weight_bytes = np.asarray(weights, dtype="float64") * dtype_bytes(dtypes["weights"])
     moved = input_bytes + output_bytes + weight_bytes
     return features.assign(
         input_bytes=input_bytes,

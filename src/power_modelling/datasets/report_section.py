@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,15 @@ class ReportSectionDataset(AbstractDataset[dict, dict]):
     Used for ``data/08_reporting/data_quality.json`` (a section per stage) and
     ``data/08_reporting/metrics.json`` (a section per layer type, plus ``network``).
     Saving replaces that section only, keeping the others, and logs it to the active MLflow
-    run when there is one: as a JSON artifact, and its numeric leaves as metrics named
-    ``<mlflow_prefix><section>.<key>...``. Loading returns the section.
+    run when there is one: the whole section as a JSON artifact, and the numeric leaves that
+    ``metrics`` selects as metrics named ``<mlflow_prefix><section>.<key>...``. Loading returns
+    the section.
+
+    ``metrics``: glob patterns (``fnmatch``, ``*`` also spans dots) matched against
+    ``<section>.<key>...`` (without the prefix), e.g. ``"*.rmspe"`` or
+    ``"ingestion._summary.*"``; ``None`` (the default) logs every numeric leaf, ``[]`` none.
+    A report of per-model counts has hundreds of leaves: the catalog keeps the headline ones
+    as metrics and leaves the rest in the artifact.
     """
 
     def __init__(
@@ -51,6 +60,8 @@ class ReportSectionDataset(AbstractDataset[dict, dict]):
         section: str,
         mlflow_prefix: str = "",
         log_to_mlflow: bool = True,
+        *,
+        metrics: Sequence[str] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self.metadata = metadata  # e.g. the kedro-viz layer; not used by the dataset itself
@@ -58,6 +69,9 @@ class ReportSectionDataset(AbstractDataset[dict, dict]):
         self._section = section
         self._mlflow_prefix = mlflow_prefix
         self._log_to_mlflow = log_to_mlflow
+        if isinstance(metrics, str):  # one pattern written without brackets in YAML
+            metrics = [metrics]
+        self._metrics = None if metrics is None else tuple(metrics)
 
     def _read_all(self) -> dict:
         if not self._filepath.exists():
@@ -89,17 +103,36 @@ class ReportSectionDataset(AbstractDataset[dict, dict]):
         if mlflow.active_run() is None:
             return
         mlflow.log_dict(data, f"{self._filepath.stem}/{self._section}.json")
-        metrics: dict[str, float] = {}
-        _flatten(f"{self._mlflow_prefix}{self._section}", data, metrics)
-        safe = {_mlflow_key(key): value for key, value in metrics.items()}
+        metrics = selected_metrics(self._section, data, self._metrics)
+        safe = {
+            _mlflow_key(f"{self._mlflow_prefix}{key}"): value
+            for key, value in metrics.items()
+            if math.isfinite(value)
+        }
         if safe:
-            mlflow.log_metrics({k: v for k, v in safe.items() if math.isfinite(v)})
+            mlflow.log_metrics(safe)
 
     def _exists(self) -> bool:
         return self._section in self._read_all()
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "section": self._section}
+
+
+def selected_metrics(
+    section: str, data: dict, patterns: Sequence[str] | None = None
+) -> dict[str, float]:
+    """The numeric leaves of ``data`` as ``{"<section>.<key>...": value}``, only those matching
+    one of ``patterns`` (every leaf when ``patterns`` is ``None``)."""
+    leaves: dict[str, float] = {}
+    _flatten(section, data, leaves)
+    if patterns is None:
+        return leaves
+    return {
+        key: value
+        for key, value in leaves.items()
+        if any(fnmatchcase(key, pattern) for pattern in patterns)
+    }
 
 
 def _mlflow_key(key: str) -> str:
