@@ -15,20 +15,15 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 
-from tests.helpers import PROJECT_ROOT, SMALL_MODELS, run_kedro
+from tests.helpers import SMALL_MODELS, run_kedro
 
 pytestmark = pytest.mark.integration
 
 LAYER_TYPES = ("convolutional", "pooling", "dense")
-#: The held-out CNNs of the subset (the bundled default's vgg16 is not in it).
-TEST_MODELS = ["lenet", "resnet18"]
 TRAINING_RUN = "training · h200_isolated_v1"
 #: Console lines still allowed to say WARNING, each with the change that removes it.
 KNOWN_WARNINGS = (
-    # MLflow on the served model logged as a Python object: goes with serving from code
-    "Passing a Python object as `python_model`",
     # the subset's 4 training CNNs give some layer classes < 10 rows (not the bundled data's 17)
     "internal CV reduced",
 )
@@ -38,14 +33,8 @@ KNOWN_WARNINGS = (
 def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.helpers import make_project
 
+    # no parameter changed: the bundled dataset's declared hold-out, as far as the subset has it
     project = make_project(tmp_path_factory.mktemp("e2e"))
-    parameters = yaml.safe_load(
-        (PROJECT_ROOT / "conf/base/parameters_feature_engineering.yml").read_text()
-    )
-    parameters["feature_engineering"]["test_models"] = TEST_MODELS
-    (project / "conf/local/parameters_feature_engineering.yml").write_text(
-        yaml.safe_dump(parameters)
-    )
     tracking = f"sqlite:///{project / 'mlflow.db'}"
     # as a user sees it in a terminal 200 columns wide: stdout and stderr in order
     console = subprocess.run(
@@ -236,3 +225,74 @@ def test_jetson_dialect_dataset_selected_at_run_time(
         for layer_class in LAYER_TYPES
     }
     assert rows == {"convolutional": 18, "pooling": 6, "dense": 6}
+
+
+def _kedro_console(project: Path, *args: str) -> str:
+    """``kedro run <args>`` in a subprocess, as a user runs it; returns its console output."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("kedro")), "run", *args],
+        cwd=project,
+        env={
+            **os.environ,
+            "COLUMNS": "200",
+            "PYTHONUNBUFFERED": "1",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-5000:]
+    return done.stdout
+
+
+def test_an_own_dataset_with_any_cnn_names_trains_beside_the_bundled_models(
+    trained_project: Path,
+) -> None:
+    """A Jetson-dialect dataset of one's own, CNNs named anything: `kedro run --params
+    raw_dataset=<name>` trains with no other change; the H200 models stay as they were and
+    remain the prediction default; each model set predicts with its own device's check."""
+    from benchmarks.generate_jetson import generate_run, write_idle_power, write_raw_model
+
+    project = trained_project
+    h200 = project / "data" / "06_models" / "h200_isolated_v1"
+    before = {p.name: p.read_bytes() for p in h200.iterdir()}
+    raw = project / "data" / "01_raw" / "my_boards"
+    names = ["squeeze_a", "squeeze_b", "tiny_cnn", "wide_net", "deep_net", "edge_v2"]
+    for seed, name in enumerate(names):
+        run = generate_run(1500, 12, median_latency_us=200.0, seed=seed)
+        write_raw_model(run, raw, name)
+    write_idle_power(raw, run.idle_power_uw)
+    orin = {"name": "Jetson AGX Orin", "kind": "jetson"}
+    (raw / "device.json").write_text(json.dumps(orin))
+
+    output = _kedro_console(project, "--params", "raw_dataset=my_boards")
+    assert "Held-out test CNNs (auto): " in output
+    mine = project / "data" / "06_models" / "my_boards"
+    card = json.loads((mine / "model_card.json").read_text())
+    assert card["device"] == orin and card["raw_dataset"] == "my_boards"
+    assert card["test_models_chosen_by"] == "auto" and len(card["test_models"]) == 1
+    assert {p.name: p.read_bytes() for p in h200.iterdir()} == before  # untouched
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    registered = {m.name for m in client.search_registered_models()}
+    assert {"power_modelling-h200_isolated_v1", "power_modelling-my_boards"} <= registered
+
+    # prediction still uses the bundled (H200) models by default, and says the Orin engine
+    # is not their device
+    output = _kedro_console(project, "--pipelines", "prediction")
+    assert "Predicting with the models of 'h200_isolated_v1' (NVIDIA H200)" in output
+    assert (
+        "jetson_orin_resnet18 runs on Jetson AGX Orin, but the models 'h200_isolated_v1' were "
+        "trained on NVIDIA H200"
+    ) in output
+    summary = pd.read_csv(project / "data/07_model_output/prediction_summary.csv")
+    assert summary[["models", "device_match"]].values.tolist() == [["h200_isolated_v1", False]]
+    output = _kedro_console(
+        project, "--pipelines", "prediction", "--params", "prediction.models=my_boards"
+    )
+    assert "Predicting with the models of 'my_boards' (Jetson AGX Orin)" in output
+    assert "runs on Jetson AGX Orin, but" not in output
+    summary = pd.read_csv(project / "data/07_model_output/prediction_summary.csv")
+    assert summary[["models", "device_match"]].values.tolist() == [["my_boards", True]]
