@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from power_modelling.core.mapping import map_power_to_windows
+from power_modelling.core.raw.latency import parse_layer_latency
+from power_modelling.core.raw.plausibility import DEFAULT_RANGES
+from power_modelling.core.raw.power_log import parse_power_log
 from power_modelling.pipelines.ingestion.nodes import (
     build_report,
     ingest_models,
     read_idle_power,
 )
-from tests.helpers import run_kedro
+from tests.helpers import BUNDLED_RAW, make_project, run_kedro
+
+KEDRO = str(Path(sys.executable).parent / "kedro")
 
 PARAMS = {"max_reported_lines": 5, "max_reported_names": 50}
 TS1, TS2 = "20241121-05:20:04.100000", "20241121-05:20:04.200000"
@@ -392,3 +401,87 @@ def _ingest_with(files: dict[str, bytes], params: dict) -> tuple[dict, dict, dic
         {m: load() for m, load in table.items()} for table in tables
     )
     return power, windows, descriptions, metadata, reports
+
+
+@pytest.mark.integration
+def test_kedro_run_with_idle_power_in_watts_fails_in_one_line_and_keeps_nothing(tmp_path):
+    project = make_project(tmp_path, models=("lenet",))
+    idle = project / "data/01_raw/h200_isolated_v1/idling_power.json"
+    idle.write_text(json.dumps({**json.loads(idle.read_text()), "avg_idle_power": 120.95}))
+    done = subprocess.run(
+        [KEDRO, "run", "--pipelines", "ingestion"],
+        cwd=project,
+        env={**_environment(project)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        "Error: data/01_raw/h200_isolated_v1/idling_power.json: avg_idle_power 120.95 µW "
+        "(0.00012095 W) is outside the plausible idle power 100000 .. 3e+09 µW "
+        "(ingestion.plausible_idle_power_uw); was it given in another unit? 120.95 W = "
+        "120950000 µW or 120.95 mW = 120950 µW: write it in microwatts"
+    ]
+    assert not (project / "data/02_intermediate/idle_power.json").exists()
+
+
+@pytest.mark.integration
+def test_kedro_run_drops_implausible_and_repeated_readings_and_maps_as_if_clean(kedro_project):
+    project = kedro_project(("lenet",))
+    log = project / "data/01_raw/h200_isolated_v1/lenet/lenet_power_log.log"
+    clean = log.read_bytes()
+    first = clean.split(b"\n")[0].split(b",")[0]
+    # appended, out of time order: a negative reading and a 1e15 µW one half an hour before
+    # the log (outside every window), and the first line's timestamp again
+    log.write_bytes(
+        clean
+        + b"20261127-12:00:00.000000,-283000\n"
+        + b"20261127-12:00:00.000001,1000000000000\n"
+        + first
+        + b",999999\n"
+    )
+    run_kedro(project, "ingestion")
+    run_kedro(project, "power_mapping")
+
+    quality = json.loads((project / "data/08_reporting/data_quality.json").read_text())
+    report = quality["ingestion"]["lenet"]["power_log"]
+    assert (report["lines_total"], report["valid"]) == (6701, 6698)
+    assert (report["out_of_range"], report["first_out_of_range_lines"]) == (2, [6699, 6700])
+    assert report["first_out_of_range_values_uw"] == [-283e6, 1e15]
+    assert (report["duplicate_timestamps"], report["first_duplicate_timestamp_lines"]) == (
+        1,
+        [6701],
+    )
+    summary = quality["ingestion"]["_summary"]
+    assert summary["power_readings_out_of_range"] == 2
+    assert summary["power_readings_repeating_a_timestamp"] == 1
+
+    # the layer-wise table equals the mapping of the untouched files, to the last bit
+    nvml = DEFAULT_RANGES["nvml"]
+    samples, _ = parse_power_log(clean, "clean", 5, nvml.power_uw)
+    latency = BUNDLED_RAW / "lenet/trt_profiling/trt_layer_latency.json"
+    windows, _ = parse_layer_latency(latency.read_bytes(), "clean", 5, nvml)
+    descriptions = pd.read_parquet(
+        project / "data/02_intermediate/layer_descriptions/lenet.parquet"
+    )
+    idle = json.loads((BUNDLED_RAW / "idling_power.json").read_text())["avg_idle_power"]
+    expected, _ = map_power_to_windows(
+        samples, windows.assign(layer_name=windows["layer_name"].astype(str)), descriptions, idle
+    )
+    mapped = pd.read_parquet(project / "data/03_primary/layerwise/lenet.parquet")
+    power = "layer_power_including_idle_power_micro_watt"
+    np.testing.assert_array_equal(mapped[power].to_numpy(), expected[power].to_numpy())
+
+
+def _environment(project: Path) -> dict[str, str]:
+    import os  # noqa: PLC0415
+
+    return {
+        **os.environ,
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+    }
