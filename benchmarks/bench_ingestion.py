@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from power_modelling.core.raw.latency import parse_layer_latency
+from power_modelling.core.raw.plausibility import DEFAULT_RANGES
 from power_modelling.core.raw.power_log import parse_power_log
 
 POWER_LINES = 1_000_000
@@ -65,13 +66,14 @@ def _best_of(repeats: int, func, *args) -> tuple[float, object]:
 def main() -> None:
     parse_power_log(b"20241121-05:20:04.261448,5000.0,1096.0\n", "warm-up")  # Arrow kernels
     log = jetson_power_log()
-    seconds, (frame, _) = _best_of(3, parse_power_log, log, "generated")
+    jetson = DEFAULT_RANGES["jetson"]  # the range checks run as in the pipeline
+    seconds, (frame, _) = _best_of(3, parse_power_log, log, "generated", 5, jetson.power_uw)
     print(
         f"parse_power_log: {len(frame):,} lines ({len(log) / 1e6:.0f} MB) in {seconds:.3f} s"
         f" ({len(frame) / seconds / 1e6:.1f} M lines/s)"
     )
     latency = jetson_latency_file()
-    seconds, (windows, report) = _best_of(2, parse_layer_latency, latency, "generated")
+    seconds, (windows, report) = _best_of(2, parse_layer_latency, latency, "generated", 5, jetson)
     print(
         f"parse_layer_latency: {len(windows):,} entries ({len(latency) / 1e6:.0f} MB,"
         f" {report['parser']} path) in {seconds:.3f} s"

@@ -33,10 +33,9 @@ def _timed(raw_dir: Path, out_dir: Path) -> dict:
     from kedro_datasets.pandas import ParquetDataset  # noqa: PLC0415
 
     from power_modelling.core.engines import describe_layers  # noqa: PLC0415
-    from power_modelling.core.mapping import (  # noqa: PLC0415
-        map_power_to_windows,
-    )
+    from power_modelling.core.mapping import map_power_to_windows  # noqa: PLC0415
     from power_modelling.core.raw.latency import parse_layer_latency  # noqa: PLC0415
+    from power_modelling.core.raw.plausibility import DEFAULT_RANGES  # noqa: PLC0415
     from power_modelling.core.raw.power_log import parse_power_log  # noqa: PLC0415
 
     times = {"imports": time.perf_counter() - began}
@@ -53,9 +52,14 @@ def _timed(raw_dir: Path, out_dir: Path) -> dict:
     log = folder / f"{MODEL}_power_log.log"
     latency = folder / "trt_profiling" / "trt_layer_latency.json"
     engine = folder / "trt_profiling" / "trt_engine_info.json"
-    samples, _ = step("parse_power_log", lambda: parse_power_log(log.read_bytes(), str(log)))
+    ranges = DEFAULT_RANGES["jetson"]  # the range checks run as in the pipeline
+    samples, _ = step(
+        "parse_power_log",
+        lambda: parse_power_log(log.read_bytes(), str(log), 5, ranges.power_uw),
+    )
     windows, _ = step(
-        "parse_layer_latency", lambda: parse_layer_latency(latency.read_bytes(), str(latency))
+        "parse_layer_latency",
+        lambda: parse_layer_latency(latency.read_bytes(), str(latency), 5, ranges),
     )
     descriptions = step(
         "describe_layers", lambda: describe_layers(json.loads(engine.read_text()), str(engine))

@@ -84,7 +84,7 @@ def tiny_engine() -> dict:
 
 def expected_columns(with_idle: bool) -> list[str]:
     columns = ["layer_name", "layer_type", "layer_class", "count"]
-    columns += ["power_prediction", "runtime_prediction"]
+    columns += ["power_prediction", "runtime_prediction", "problem"]
     return columns + (["power_total_prediction"] if with_idle else [])
 
 

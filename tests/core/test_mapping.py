@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from power_modelling.core.mapping import (
     LAYERWISE_COLUMNS,
     map_power_to_windows,
+    range_sums,
 )
 
 T0 = pd.Timestamp("2024-11-21 05:20:00")
@@ -287,3 +289,55 @@ def test_sparse_cycle_numbers_are_ordered_and_checked() -> None:
     assert table["layer_name"].tolist() == ["a", "b", "a"]
     with pytest.raises(ValueError, match="layer 'a' has two windows for cycle 10000000"):
         run(samples(), pd.concat([w, w.iloc[:1]]))
+
+
+@pytest.mark.parametrize("huge", [1e15, -1e15, 1e20, 1.7e308])
+def test_one_huge_reading_outside_every_window_changes_no_layer(huge: float) -> None:
+    gen = generate_run(n_cycles=300, n_layers=12, sample_rate_hz=5_000, seed=5)
+    clean, clean_report = map_power_to_windows(
+        gen.samples, gen.windows, gen.descriptions, gen.idle_power_uw
+    )
+    # first in the log (every running sum carries it), an hour before any window
+    far = pd.DataFrame({"timestamp": [gen.samples["timestamp"].min() - pd.Timedelta(hours=1)]})
+    spiked = pd.concat([far.assign(power_uw=huge), gen.samples], ignore_index=True)
+    table, report = map_power_to_windows(spiked, gen.windows, gen.descriptions, gen.idle_power_uw)
+    assert report["samples_outside_windows"] == clean_report["samples_outside_windows"] + 1
+    for column in (INCL, EXCL):
+        got, expected = table[column].to_numpy(), clean[column].to_numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+        np.testing.assert_array_equal(got, expected)  # exact, in fact
+    per_layer = table.groupby("layer_name")[INCL].mean()
+    truth = pd.Series(gen.layer_power_uw)
+    assert ((per_layer - truth).abs() / truth).max() < 0.01
+
+
+def test_a_window_holding_the_huge_reading_gets_it_and_its_neighbours_do_not() -> None:
+    s = samples((1.0, 5e6), (2.0, 1e25), (3.0, 7e6), (5.0, 2.5), (6.0, 3.5))
+    w = windows(("a", 1, 1.5, 1.0), ("b", 1, 2.5, 1.0), ("c", 1, 3.5, 1.0), ("d", 1, 6.0, 1.0))
+    table, _ = run(s, w)
+    assert table[INCL].tolist() == [5e6, 1e25, 7e6, 3.0]  # 2.5 and 3.5 µW: fractions kept
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.integers(-(10**9), 10**10).map(float),
+            st.floats(-1e9, 1e9, allow_nan=False),
+            st.sampled_from([1e15, -1e18, 1e22, 2.0**40, 2.0**40 + 2, 1.7e308, -1.7e308]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    data=st.data(),
+)
+def test_range_sums_equal_exact_sums(values: list[float], data: st.DataObject) -> None:
+    n = len(values)
+    bounds = data.draw(st.lists(st.tuples(st.integers(0, n), st.integers(0, n)), min_size=1))
+    lo = np.array([min(a, b) for a, b in bounds])
+    hi = np.array([max(a, b) for a, b in bounds])
+    got = range_sums(np.array(values), lo, hi)
+    for value, a, b in zip(got, lo, hi, strict=True):
+        inside = values[a:b]
+        if all(abs(v) <= 2.0**40 for v in inside):  # readings of a sane size: exact sums
+            assert value == pytest.approx(math.fsum(inside), rel=1e-12, abs=1e-6)

@@ -75,6 +75,7 @@ def test_bad_files_are_named_and_the_others_still_read(caplog: pytest.LogCapture
         "batch_source": "engine",
         "precision": "FP16",
         "device": None,
+        "source": "data/01_raw/predict/good.json",
     }
     assert infos["lenet"]["format"] == "onnx" and infos["lenet"]["precision"] == "FP16"
 

@@ -98,3 +98,118 @@ def test_many_networks_are_predicted_in_one_call_and_summarised_per_network(
     assert summary["total_runtime_ms"].tolist() == pytest.approx([TINY_RUNTIME_MS] * 3)
     assert summary["energy_mj"].tolist() == pytest.approx([TINY_ENERGY_MJ] * 3)
     assert summary["layers_other"].tolist() == [3, 3, 3]
+
+
+def _bad(layers: pd.DataFrame, row: int, **cells: object) -> pd.DataFrame:
+    """``layers`` with cells of one row replaced (lists kept as cells)."""
+    layers = layers.copy()
+    for column, value in cells.items():
+        layers[column] = layers[column].astype(object)
+        layers.at[row, column] = value  # noqa: PD008 (.loc would spread a list over cells)
+    return layers
+
+
+@pytest.mark.parametrize(
+    ("cells", "problem"),
+    [
+        (
+            {"input_dims": [1, 0, 8, 8]},
+            "input_dims [1, 0, 8, 8]: expected a non-empty list of positive integers",
+        ),
+        (
+            {"input_dims": [1, -3, 8, 8]},
+            "input_dims [1, -3, 8, 8]: expected a non-empty list of positive integers",
+        ),
+        ({"output_dims": []}, "output_dims []: expected a non-empty list of positive integers"),
+        ({"output_dims": None}, "output_dims None: expected a non-empty list of positive integers"),
+        (
+            {"input_dims": [1, 2.5, 8, 8]},
+            "input_dims [1, 2.5, 8, 8]: expected a non-empty list of positive integers",
+        ),
+        ({"kernel": [3, 0]}, "kernel [3, 0]: expected integers >= 1"),
+        ({"pre_padding": [-1, 1]}, "pre_padding [-1, 1]: expected integers >= 0"),
+        ({"count": -5}, "count -5: expected an integer >= 1"),
+        ({"groups": "two"}, "groups 'two': expected an integer >= 1"),
+        (
+            {"input_dims": [1, 10**9, 224, 224]},
+            "input_dims [1, 1000000000, 224, 224]: a 5.02e+13-element tensor, beyond 1.1e+12 "
+            "bytes (no device holds it)",
+        ),
+        (  # 34 GB tensors, 1.3e15 FLOPs: a 3x3 convolution of 4096 channels at 2048x2048
+            {"input_dims": [1, 4096, 2048, 2048], "output_dims": [1, 4096, 2048, 2048]},
+            "1.27e+15 FLOPs, beyond 1e+15 per layer (no device runs that)",
+        ),
+    ],
+)
+def test_a_bad_layer_is_named_and_its_network_gets_no_totals_the_others_do(
+    tiny_layers: pd.DataFrame, cells: dict, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    layers = pd.concat(
+        [tiny_layers.assign(network="good"), _bad(tiny_layers, 0, **cells).assign(network="bad")],
+        ignore_index=True,
+    )
+    table = predict_layers(layers, standin_models())
+    bad = table[table["network"] == "bad"].reset_index(drop=True)
+    assert bad.loc[0, "problem"] == problem
+    assert bad.loc[0, ["power_prediction", "runtime_prediction"]].isna().all()
+    assert bad.loc[[1, 3], "power_prediction"].tolist() == [2.0, 5.0]  # its other layers
+    assert table.loc[table["network"] == "good", "problem"].isna().all()
+    assert f"1 layer(s) not predicted, bad input: bad: layer 'conv1': {problem}" in caplog.text
+
+    summary = summarise_networks(table).set_index("network")
+    assert summary.loc["good", "status"] == "predicted" and pd.isna(summary.loc["good", "note"])
+    assert summary.loc["good", "energy_mj"] == pytest.approx(TINY_ENERGY_MJ)
+    assert summary.loc["bad", "status"] == "bad input"
+    assert summary.loc["bad", "note"] == f"bad input: layer 'conv1': {problem}; no totals"
+    assert summary.loc["bad", ["total_runtime_ms", "avg_power_w", "energy_mj"]].isna().all()
+
+
+def test_the_served_input_path_reports_bad_counts_and_groups_instead_of_failing(
+    tiny_layers: pd.DataFrame,
+) -> None:
+    from power_modelling.pipelines.inference.nodes import predict_layers as inference_node
+
+    layers = _bad(_bad(tiny_layers, 0, count=-5), 3, groups="two")
+    table = inference_node(layers, None, **standin_models())
+    assert table["problem"].tolist() == [
+        "count -5: expected an integer >= 1",
+        None,
+        None,
+        "groups 'two': expected an integer >= 1",
+    ]
+    assert table["count"].tolist() == [-5, 1, 3, 1]
+    row = summarise(table, "tiny")
+    assert row["status"] == "bad input" and row["layers_other"] == 3  # not -3
+    assert row["note"] == (
+        "bad input: layer 'conv1': count -5: expected an integer >= 1 (and 1 more bad "
+        "layer(s)); no totals"
+    )
+
+
+def test_a_network_of_unmodelled_layers_has_no_totals_not_zero_cost(
+    tiny_layers: pd.DataFrame,
+) -> None:
+    relu_only = tiny_layers.iloc[[2, 2]].assign(layer_type=["ReLU", "Shuffle"])
+    layers = pd.concat(
+        [tiny_layers.assign(network="tiny"), relu_only.assign(network="activations")],
+        ignore_index=True,
+    )
+    summary = summarise_networks(predict_layers(layers, standin_models())).set_index("network")
+    row = summary.loc["activations"]
+    assert (row["status"], row["layers_predicted"], row["layers_other"]) == (
+        "no modelled layer",
+        0,
+        6,
+    )
+    assert row[["total_runtime_ms", "avg_power_w", "energy_mj"]].isna().all()
+    assert row["note"] == (
+        "no layer of a modelled class (convolutional, pooling, dense), only: ReLU, Shuffle; "
+        "no totals"
+    )
+    assert summary.loc["tiny", "status"] == "predicted"
+
+
+def test_no_layer_at_all_predicts_an_empty_table() -> None:
+    empty = describe_layers({"Layers": []}, "empty.json").assign(network=[])
+    table = predict_layers(empty, standin_models())
+    assert table.empty and "problem" in table.columns

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -147,6 +148,123 @@ def _warn_unknown_dtypes(rows: pd.DataFrame, max_layers: int = 5) -> None:
         DEFAULT_DTYPE_BYTES,
         where,
     )
+
+
+#: Sizes no device runs (docs/safety.md): one tensor of more than 1 TiB (an H200 holds 141 GB)
+#: or one layer of more than 1e15 FLOPs (half a second of an H200's dense FP16 peak; the
+#: largest layer of the bundled CNNs does 4e9 at batch 1). A layer beyond them is an input
+#: error (1e9 channels, a size in bytes given as elements, ...), not something to predict.
+MAX_TENSOR_BYTES = float(2**40)
+MAX_LAYER_FLOPS = 1e15
+#: Geometry lists a layer may carry, with the least value each item may take.
+_GEOMETRY_LISTS = {
+    "kernel": 1,
+    "stride": 1,
+    "dilation": 1,
+    "pre_padding": 0,
+    "post_padding": 0,
+}
+
+
+def layer_problems(descriptions: pd.DataFrame) -> pd.Series:
+    """Why each layer is bad input, ``None`` where it is fine (same index as ``descriptions``).
+
+    Checked, vectorised over all rows (each column exploded once, no loop per layer):
+    ``input_dims``/``output_dims`` non-empty lists of positive integers; the geometry lists
+    (``kernel``, ``stride``, ``dilation`` ≥ 1, paddings ≥ 0) integers where given;
+    ``groups`` and ``count`` positive integers; input and output tensors within
+    ``MAX_TENSOR_BYTES``. ``size_problems`` checks the computed FLOPs and weights. The first
+    problem of a layer is reported, naming the column and its value.
+    """
+    index = descriptions.index
+    descriptions = descriptions.reset_index(drop=True)
+    problems = pd.Series(None, index=descriptions.index, dtype=object)
+
+    def report(bad: pd.Series, column: str, expected: str) -> None:
+        """``<column> <value>: <expected>`` for the rows newly found ``bad``."""
+        new = bad.to_numpy(dtype=bool) & problems.isna().to_numpy()
+        if new.any():
+            values = descriptions.loc[new, column]
+            problems[new] = [
+                f"{column} {_shown(value)!r}: {expected.format(value=_product(value))}"
+                for value in values
+            ]
+
+    elements = {}
+    for column in ("input_dims", "output_dims"):
+        bad, elements[column] = _bad_lists(descriptions[column], minimum=1, required=True)
+        report(bad, column, "expected a non-empty list of positive integers")
+    for column, minimum in _GEOMETRY_LISTS.items():
+        if column in descriptions:
+            bad, _ = _bad_lists(descriptions[column], minimum=minimum, required=False)
+            report(bad, column, f"expected integers >= {minimum}")
+    for column in ("groups", "count"):
+        if column in descriptions:
+            numbers = pd.to_numeric(descriptions[column], errors="coerce")
+            report(
+                ~(numbers >= 1) | (numbers != np.floor(numbers)), column, "expected an integer >= 1"
+            )
+    for tensor in ("input", "output"):
+        dtype = dtype_bytes(descriptions[f"{tensor}_dtype"])
+        report(
+            elements[f"{tensor}_dims"] * dtype > MAX_TENSOR_BYTES,
+            f"{tensor}_dims",
+            f"a {{value:.3g}}-element tensor, beyond {MAX_TENSOR_BYTES:.3g} bytes (no device "
+            "holds it)",
+        )
+    problems.index = index
+    return problems
+
+
+def size_problems(features: pd.DataFrame) -> pd.Series:
+    """``build_features`` rows whose FLOPs or weights exceed ``MAX_LAYER_FLOPS`` /
+    ``MAX_TENSOR_BYTES``: the problem, ``None`` elsewhere."""
+    problems = pd.Series(None, index=features.index, dtype=object)
+    flops, weights = features["flops"], features["weight_bytes"]
+    too_many = (flops > MAX_LAYER_FLOPS).to_numpy()
+    problems[too_many] = [
+        f"{value:.3g} FLOPs, beyond {MAX_LAYER_FLOPS:.0e} per layer (no device runs that)"
+        for value in flops[too_many]
+    ]
+    too_heavy = (weights > MAX_TENSOR_BYTES).to_numpy() & problems.isna().to_numpy()
+    problems[too_heavy] = [
+        f"{value:.3g} bytes of weights, beyond {MAX_TENSOR_BYTES:.3g} (more than any device holds)"
+        for value in weights[too_heavy]
+    ]
+    return problems
+
+
+def _bad_lists(values: pd.Series, minimum: int, required: bool) -> tuple[pd.Series, pd.Series]:
+    """Rows of a list-valued column holding an item that is not an integer >= ``minimum``
+    (with ``required``: also rows without a non-empty list), and each row's product of items.
+    """
+    exploded = values.explode()  # None and [] become one missing item
+    numbers = pd.to_numeric(exploded, errors="coerce").astype("float64")
+    given = exploded.notna()
+    bad_item = given & (~(numbers >= minimum) | (numbers != np.floor(numbers)))
+    if required:
+        bad_item |= ~given
+    by_row = bad_item.groupby(level=0, sort=False)
+    product = numbers.where(given, 1.0).groupby(level=0, sort=False).prod()
+    return by_row.any().reindex(values.index), product.reindex(values.index)
+
+
+def _shown(value: Any) -> Any:
+    """A cell as it reads in a message: arrays as lists, NumPy scalars as Python ones."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_shown(item) for item in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _product(value: Any) -> float:
+    """The product of a list's items (NaN when it has none or they are not numbers)."""
+    try:
+        items = np.asarray(value, dtype="float64")
+    except (TypeError, ValueError):
+        return float("nan")
+    return float(np.prod(items)) if items.size else float("nan")
 
 
 def build_features(descriptions: pd.DataFrame) -> pd.DataFrame:

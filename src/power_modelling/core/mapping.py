@@ -9,6 +9,14 @@ Implementation: the samples are sorted once and summed cumulatively; both ends o
 are located with ``np.searchsorted``, so a window's sum and count are two differences of the
 prefix arrays. No Python loop runs per window, cycle or sample, and the result does not
 depend on the order of the inputs.
+
+Exact sums: a float running sum over the whole log loses the low digits of every window after
+one huge reading (one 1e20 µW sample shifts every later window by milliwatts, larger ones by
+watts). So the readings, whole microwatts in both dialects (mV·mA, mW·1000), are summed as
+int64, whose differences are exact (wrapping modulo 2**64 included) whatever lies elsewhere in
+the log; the sub-microwatt remainders are summed apart as floats (each below 0.5 µW, so no
+large magnitude), and readings too large for the integer sums (above ``EXACT_LIMIT_UW``)
+are added to the windows that hold them, and to no other.
 """
 
 from __future__ import annotations
@@ -70,13 +78,60 @@ def _window_sums(
     no_window = (start == _NAT) | (end == _NAT) | (start > end)
     hi[no_window] = lo[no_window]
     counts = hi - lo
-    # Prefix sums around a reference value keep the differences exact to well below 1 µW.
-    reference = float(power.mean()) if power.size else 0.0
-    prefix = np.concatenate(([0.0], np.cumsum(power - reference)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (prefix[hi] - prefix[lo]) / counts + reference
+        mean = range_sums(power, lo, hi) / counts
     mean[counts == 0] = np.nan
     return mean, counts, lo, hi
+
+
+#: Readings up to this magnitude (µW, about 1.1 MW: beyond any device) are summed exactly as
+#: integers; a window's integer sum stays below 2**63 up to 2**22 samples of that size.
+EXACT_LIMIT_UW = float(2**40)
+_SAFE_INT_SUM = 2**62
+
+
+def range_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``values[lo[i]:hi[i]].sum()`` for every ``i`` (``lo <= hi``), from prefix sums, exact
+    to float rounding whatever the values outside each range (see the module docstring).
+
+    ``values`` are finite floats. Three prefix arrays: whole units as int64 (differences are
+    exact, also when the running sum wraps), the remainders below one unit as floats, and
+    the values beyond ``EXACT_LIMIT_UW`` as floats, added only to the ranges holding one.
+    """
+    whole = np.rint(values)
+    magnitude = np.abs(whole)
+    largest = float(magnitude.max()) if magnitude.size else 0.0
+    ordinary = None if largest <= EXACT_LIMIT_UW else magnitude <= EXACT_LIMIT_UW
+    del magnitude
+    units = (whole if ordinary is None else np.where(ordinary, whole, 0.0)).astype(np.int64)
+    sums = _prefix_difference(units, lo, hi).astype(np.float64)
+    remainder = values - whole
+    del whole
+    if ordinary is not None:
+        remainder[~ordinary] = 0.0
+    if remainder.any():
+        sums += _prefix_difference(remainder, lo, hi)
+    if ordinary is not None:  # only the windows holding a huge reading get it
+        huge = np.flatnonzero(~ordinary)
+        first, last = np.searchsorted(huge, lo), np.searchsorted(huge, hi)
+        holding = last > first
+        with np.errstate(over="ignore", invalid="ignore"):
+            sums[holding] += _prefix_difference(values[huge], first[holding], last[holding])
+    # A range of more than 2**22 near-limit readings could pass 2**63: sum those as floats.
+    largest_unit = min(largest, EXACT_LIMIT_UW)
+    counts = hi - lo
+    if counts.size and float(counts.max()) * largest_unit >= _SAFE_INT_SUM:
+        risky = counts * largest_unit >= _SAFE_INT_SUM
+        sums[risky] = _prefix_difference(values, lo[risky], hi[risky])
+    return sums
+
+
+def _prefix_difference(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``prefix[hi] - prefix[lo]`` of the running sum of ``values`` (int64 wraps silently,
+    and its differences stay exact modulo 2**64)."""
+    prefix = np.zeros(values.size + 1, dtype=values.dtype)
+    np.cumsum(values, out=prefix[1:])
+    return prefix[hi] - prefix[lo]
 
 
 def _covered_samples(n_samples: int, lo: np.ndarray, hi: np.ndarray) -> int:

@@ -111,7 +111,8 @@ def read_networks(
     files: Mapping[str, Callable[[], bytes]], folder: str, options: NetworkOptions
 ) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, Any]], dict[str, str]]:
     """Read every network of ``folder``: ``({network: descriptions}, {network: info},
-    {network: error})``; a loader that cannot read its file raises ``ValueError`` naming it."""
+    {network: error})``; a loader that cannot read its file raises ``ValueError`` naming it.
+    ``info`` holds the format, batch size, precision, device and ``source`` (the file)."""
     selected = select_networks(list(files))
     if not selected:
         raise ValueError(
@@ -124,7 +125,7 @@ def read_networks(
         try:
             descriptions[network], info = read_network(files[path](), path, source, options)
             device = _device(files, path, folder) or options.device
-            infos[network] = {**info, "device": device}
+            infos[network] = {**info, "device": device, "source": source}
         except ValueError as exc:
             errors[network] = str(exc)
             logger.error("Skipping %s: %s", network, exc)

@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from power_modelling.core.engines import DESCRIPTION_COLUMNS
-from power_modelling.core.features import build_features
+from power_modelling.core.features import (
+    build_features,
+    classify_layers,
+    layer_problems,
+    size_problems,
+)
 from power_modelling.core.layers import LAYER_CLASSES, TARGETS, model_key
 
 logger = logging.getLogger(__name__)
@@ -29,6 +34,7 @@ PREDICTION_COLUMNS = (
     "count",
     "power_prediction",
     "runtime_prediction",
+    "problem",
 )
 SUMMARY_COLUMNS = (
     "network",
@@ -37,7 +43,12 @@ SUMMARY_COLUMNS = (
     "total_runtime_ms",
     "avg_power_w",
     "energy_mj",
+    "status",
+    "note",
 )
+#: ``status`` of a network in the summary; only ``predicted`` networks have totals.
+PREDICTED, BAD_INPUT, NO_MODELLED_LAYER = "predicted", "bad input", "no modelled layer"
+_MODELLED = ", ".join(LAYER_CLASSES)
 
 
 class Estimator(Protocol):
@@ -59,12 +70,21 @@ def as_layer_descriptions(layers: pd.DataFrame) -> pd.DataFrame:
         if column not in frame:
             frame[column] = defaults.get(column)
     for column in ("groups", "count"):
-        frame[column] = frame[column].fillna(defaults[column]).astype("int64")
+        frame[column] = _whole_numbers(frame[column].fillna(defaults[column]))
     for column in ("input_dims", "output_dims", "kernel", "pre_padding", "post_padding"):
         frame[column] = frame[column].map(
             lambda v: list(v) if isinstance(v, list | tuple | np.ndarray) else None
         )
     return frame
+
+
+def _whole_numbers(values: pd.Series) -> pd.Series:
+    """``int64`` when every value is a whole number, else the values unchanged (the bad ones
+    are then reported by ``layer_problems``, naming the layer, instead of failing here)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all() and (numbers == np.floor(numbers)).all():
+        return numbers.astype("int64")
+    return values
 
 
 def predict_targets(
@@ -101,21 +121,28 @@ def predict_layers(
 
     Columns: ``network`` (when the descriptions have one: rows of many networks are predicted
     in one call), ``layer_name, layer_type`` (raw), ``layer_class``, ``count``,
-    ``power_prediction`` (dynamic W), ``runtime_prediction`` (ms per execution), and
-    ``power_total_prediction`` (= dynamic + idle) when ``idle_power_w`` is known. Layers of
+    ``power_prediction`` (dynamic W), ``runtime_prediction`` (ms per execution), ``problem``
+    and ``power_total_prediction`` (= dynamic + idle) when ``idle_power_w`` is known. Layers of
     class ``other`` keep empty (NaN) predictions.
+
+    Bad input is isolated, not fatal: a layer with impossible or absurd sizes
+    (``features.layer_problems``, ``features.size_problems``) gets no prediction and its
+    ``problem`` says why; the other layers, of every network, are featurised together once and
+    predicted (``summarise_networks`` then reports its network as bad input).
     """
-    features = build_features(descriptions).reset_index(drop=True)
-    if len(features) != len(descriptions):
-        raise ValueError(
-            f"build_features returned {len(features)} rows for {len(descriptions)} layers"
-        )
-    identity = ["layer_name", "layer_type", "layer_class", "count"]
-    if "network" in descriptions.columns:
+    frame = descriptions.reset_index(drop=True)
+    problems = layer_problems(frame)
+    fine = problems.isna().to_numpy()
+    features = build_features(frame.loc[fine]).set_axis(np.flatnonzero(fine))
+    too_big = size_problems(features)
+    problems.loc[too_big.index] = problems.loc[too_big.index].fillna(too_big)
+    features = features.loc[too_big.isna()]
+    identity = ["layer_name", "layer_type"]
+    if "network" in frame.columns:
         identity.insert(0, "network")
-        features["network"] = descriptions["network"].to_numpy()
-    table = features[identity].copy()
-    table["count"] = table["count"].astype("int64")
+    table = frame[identity].copy()
+    table["layer_class"] = classify_layers(frame).to_numpy()
+    table["count"] = _whole_numbers(frame["count"])
     table["power_prediction"] = np.nan
     table["runtime_prediction"] = np.nan
     for layer_class in LAYER_CLASSES:
@@ -123,7 +150,24 @@ def predict_layers(
         if len(rows):
             predicted = predict_targets(features.loc[rows], models, layer_class)
             table.loc[rows, predicted.columns] = predicted
+    table["problem"] = pd.Series(problems.to_numpy(), dtype=object).where(problems.notna(), None)
+    _log_problems(table)
     return with_idle_power(table, idle_power_w)
+
+
+def _log_problems(table: pd.DataFrame) -> None:
+    """One warning naming the bad layers (their network first when there is one)."""
+    bad = table[table["problem"].notna()]
+    if bad.empty:
+        return
+    where = bad["network"].astype(str) + ": " if "network" in bad else ""
+    named = (where + "layer '" + bad["layer_name"].astype(str) + "': " + bad["problem"]).tolist()
+    logger.warning(
+        "%d layer(s) not predicted, bad input: %s%s",
+        len(named),
+        "; ".join(named[:10]),
+        f"; ... ({len(named) - 10} more)" if len(named) > 10 else "",
+    )
 
 
 def idle_power_watts(idle_power: Mapping[str, Any] | None) -> float | None:
@@ -149,9 +193,22 @@ def summarise_networks(predictions: pd.DataFrame) -> pd.DataFrame:
     ``total_runtime_ms`` = Σ count·runtime, ``energy_mj`` = Σ count·power·runtime (W·ms = mJ),
     ``avg_power_w`` = energy / runtime; ``layers_*`` count layer instances (Σ count). One
     vectorised group-by, however many networks.
+
+    ``status``: ``predicted``; ``bad input`` when a layer has a ``problem`` (``note`` names
+    the first, the totals are empty: a network with a layer left out has no total); ``no
+    modelled layer`` when none of its layers is of a modelled class (empty totals, not a
+    network that costs nothing).
     """
-    modelled = predictions["runtime_prediction"].notna() & predictions["power_prediction"].notna()
-    count = predictions["count"].astype(float)
+    problem = (
+        predictions["problem"]
+        if "problem" in predictions
+        else pd.Series(None, index=predictions.index, dtype=object)
+    )
+    bad = problem.notna()
+    modelled = (
+        predictions["runtime_prediction"].notna() & predictions["power_prediction"].notna() & ~bad
+    )
+    count = pd.to_numeric(predictions["count"], errors="coerce").where(~bad, 0.0).astype(float)
     parts = pd.DataFrame(
         {
             "network": predictions["network"].to_numpy(),
@@ -161,6 +218,7 @@ def summarise_networks(predictions: pd.DataFrame) -> pd.DataFrame:
             "energy_mj": (
                 count * predictions["power_prediction"] * predictions["runtime_prediction"]
             ).where(modelled, 0.0),
+            "bad_layers": bad.astype(int),
         }
     )
     summary = parts.groupby("network", sort=False).sum().reset_index()
@@ -168,7 +226,42 @@ def summarise_networks(predictions: pd.DataFrame) -> pd.DataFrame:
     summary["avg_power_w"] = (summary["energy_mj"] / runtime).where(runtime > 0)
     for column in ("layers_predicted", "layers_other"):
         summary[column] = summary[column].astype("int64")
+    first_bad = (
+        ("layer '" + predictions["layer_name"].astype(str) + "': " + problem.astype(str))[bad]
+        .groupby(predictions["network"][bad].to_numpy(), sort=False)
+        .first()
+    )
+    other_types = (
+        predictions["layer_type"]
+        .astype(str)[~modelled]
+        .groupby(predictions["network"][~modelled].to_numpy(), sort=False)
+        .unique()
+    )
+    summary["status"] = np.select(
+        [summary["bad_layers"] > 0, summary["layers_predicted"] == 0],
+        [BAD_INPUT, NO_MODELLED_LAYER],
+        default=PREDICTED,
+    )
+    summary["note"] = [
+        _note(row.network, row.status, row.bad_layers, first_bad, other_types)
+        for row in summary.itertuples()
+    ]
+    unpredicted = summary["status"] != PREDICTED
+    summary.loc[unpredicted, ["total_runtime_ms", "avg_power_w", "energy_mj"]] = np.nan
     return summary[list(SUMMARY_COLUMNS)]
+
+
+def _note(
+    network: Any, status: str, bad_layers: int, first_bad: pd.Series, other_types: pd.Series
+) -> str | None:
+    """The summary's ``note`` of one network (``None`` when it was predicted)."""
+    if status == BAD_INPUT:
+        more = f" (and {bad_layers - 1} more bad layer(s))" if bad_layers > 1 else ""
+        return f"bad input: {first_bad[network]}{more}; no totals"
+    if status == NO_MODELLED_LAYER:
+        types = ", ".join(sorted(other_types.get(network, [])))
+        return f"no layer of a modelled class ({_MODELLED}), only: {types}; no totals"
+    return None
 
 
 def summarise(predictions: pd.DataFrame, network: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from power_modelling.core.raw.spans import byte_positions, strip_spans
 from power_modelling.core.raw.timestamps import decode_timestamp_spans, parse_timestamps
 
 TS = "20241121-05:20:04.261448"
+TS2 = "20241121-05:20:05.261448"
 
 
 def _entries_equal(left: latency._Entries, right: latency._Entries) -> None:
@@ -129,12 +130,12 @@ def test_non_utf8_layer_name_fails_as_json():
 
 
 def test_uneven_whitespace_and_mixed_entry_lengths():
-    data = f'{{ "a" :[ [ 1 ,\n"{TS}" ] ,[2,"{TS}"]\t],"b":[[3, "{TS}"]] }}'.encode()
+    data = f'{{ "a" :[ [ 1 ,\n"{TS}" ] ,[2,"{TS2}"]\t],"b":[[3, "{TS}"]] }}'.encode()
     frame, report = parse_layer_latency(data, "x.json")
     assert report["parser"] == "fast"
     assert frame["latency_ms"].tolist() == [1.0, 2.0, 3.0]
     assert frame["cycle"].tolist() == [1, 2, 1]
-    mixed = f'{{"a": [[1, "{TS}"], [2, "{TS}", 3]]}}'.encode()
+    mixed = f'{{"a": [[1, "{TS}"], [2, "{TS2}", 3]]}}'.encode()
     frame, report = parse_layer_latency(mixed, "x.json")
     assert report["parser"] == "json" and report["form"] == "mixed"
     assert frame["repeats"].tolist() == [1, 3]

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from power_modelling.core.mapping import map_power_to_windows
+from power_modelling.core.raw.latency import parse_layer_latency
+from power_modelling.core.raw.plausibility import DEFAULT_RANGES
+from power_modelling.core.raw.power_log import parse_power_log
 from power_modelling.pipelines.ingestion.nodes import (
     build_report,
     ingest_models,
     read_idle_power,
 )
-from tests.helpers import run_kedro
+from tests.helpers import BUNDLED_RAW, make_project, run_kedro
+
+KEDRO = str(Path(sys.executable).parent / "kedro")
 
 PARAMS = {"max_reported_lines": 5, "max_reported_names": 50}
 TS1, TS2 = "20241121-05:20:04.100000", "20241121-05:20:04.200000"
@@ -255,3 +264,224 @@ def test_kedro_run_writes_all_partitions(kedro_project):
     assert report["ingestion"]["_summary"]["models_ingested"] == 2
     assert report["ingestion"]["lenet"]["power_log"]["malformed"] == 0
     assert Path(out / "idle_power.json").exists()
+
+
+RANGES = {
+    **PARAMS,
+    "plausible": {
+        "jetson": {"power_uw": [0, 1e8], "latency_ms": [0, 1000], "window_ms": [0, 1000]},
+        "nvml": {"power_uw": [0, 1e9], "latency_ms": [0, 1000], "window_ms": [0, 5000]},
+    },
+}
+
+
+def test_implausible_values_are_dropped_per_dialect_counted_and_named(caplog):
+    files = {**_jetson_files("jet"), **_nvml_files("nv")}
+    files["jet/jet_power_log.log"] = (
+        f"{TS1},5000.0,1000.0\n{TS1},5000.0,1000.0\n{TS2},5000.0,-56600.0\n"
+        "20241121-05:20:04.300000,5000.0,1200.0\n".encode()
+    )
+    # 250 W is plausible for nvml, not for jetson (1e8 µW here); a 1e12 ms latency is for none
+    files["nv/nv_power_log.log"] = f"{TS1},250000\n{TS2},251000\n".encode()
+    files["nv/trt_profiling/trt_layer_latency.json"] = json.dumps(
+        {"conv1": [[0.01, TS1, 100], [1e12, TS2, 100]]}
+    ).encode()
+    power, windows, _, _, reports = _ingest_with(files, RANGES)
+
+    jet = reports["jet"]["power_log"]
+    assert (jet["valid"], jet["out_of_range"], jet["duplicate_timestamps"]) == (2, 1, 1)
+    assert jet["first_out_of_range_lines"] == [3] and jet["first_duplicate_timestamp_lines"] == [2]
+    assert jet["first_out_of_range_values_uw"] == [-283_000_000.0]
+    assert power["jet"]["power_uw"].tolist() == [5e6, 6e6]
+    assert reports["nv"]["power_log"]["out_of_range"] == 0
+    nv = reports["nv"]["latency"]
+    assert (nv["windows"], nv["out_of_range_entries"]) == (1, 1)
+    assert nv["first_out_of_range_entries"] == ["conv1 cycle 2"]
+    assert windows["nv"]["cycle"].tolist() == [1]
+    assert "jet_power_log.log: dropped 1 reading(s) outside the plausible range" in caplog.text
+
+    summary = build_report({m: (lambda r=r: r) for m, r in reports.items()}, IDLE)["_summary"]
+    assert summary["power_readings_out_of_range"] == 1
+    assert summary["power_readings_repeating_a_timestamp"] == 1
+    assert summary["latency_entries_out_of_range"] == 1
+    assert summary["latency_entries_repeating_an_end"] == 0
+
+
+def test_a_power_log_without_a_usable_reading_skips_its_model(caplog):
+    files = {**_jetson_files("jet"), **_nvml_files("empty"), **_nvml_files("negative")}
+    files["empty/empty_power_log.log"] = b""
+    files["negative/negative_power_log.log"] = f"{TS1},-250000\n\n{TS2},oops\n".encode()
+    power, windows, descriptions, metadata, reports = _ingest_with(files, RANGES)
+
+    assert reports["empty"] == {
+        "skipped": True,
+        "reason": "data/01_raw/fixture/empty/empty_power_log.log: no usable power sample "
+        "(0 line(s))",
+        "power_log": reports["empty"]["power_log"],
+    }
+    assert reports["negative"]["reason"] == (
+        "data/01_raw/fixture/negative/negative_power_log.log: no usable power sample "
+        "(3 line(s): 1 blank, 1 malformed, 1 outside the plausible range)"
+    )
+    assert reports["negative"]["power_log"]["first_out_of_range_lines"] == [1]
+    for model in ("empty", "negative"):  # nothing of it is written as ingested
+        assert windows[model].empty and power[model].empty and descriptions[model].empty
+    assert "Skipping model empty: data/01_raw/fixture/empty/empty_power_log.log" in caplog.text
+    summary = build_report({m: (lambda r=r: r) for m, r in reports.items()}, IDLE)["_summary"]
+    assert (summary["models_ingested"], summary["models_skipped"]) == (1, 2)
+    assert sorted(summary["skipped"]) == ["empty", "negative"]
+
+
+def test_a_latency_file_without_a_usable_entry_skips_its_model():
+    files = {**_jetson_files("jet"), **_nvml_files("slow")}
+    files["slow/trt_profiling/trt_layer_latency.json"] = json.dumps(
+        {"conv1": [[1e12, TS1, 100], [-1, TS2, 100]]}
+    ).encode()
+    *_, reports = _ingest_with(files, RANGES)
+    assert reports["slow"]["reason"] == (
+        "data/01_raw/fixture/slow/trt_profiling/trt_layer_latency.json: no usable latency entry "
+        "(2 entr(y/ies): 1 invalid, 1 outside the plausible range)"
+    )
+    assert reports["slow"]["latency"]["first_out_of_range_entries"] == ["conv1 cycle 1"]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            {"avg_idle_power": 120.95},
+            "data/01_raw/x/idling_power.json: avg_idle_power 120.95 µW (0.00012095 W) is "
+            "outside the plausible idle power 100000 .. 3e+09 µW "
+            "(ingestion.plausible_idle_power_uw); was it given in another unit? "
+            "120.95 W = 120950000 µW or 120.95 mW = 120950 µW: write it in microwatts",
+        ),
+        (
+            {"avg_idle_power": 4200.0},
+            "data/01_raw/x/idling_power.json: avg_idle_power 4200 µW (0.0042 W) is outside the "
+            "plausible idle power 100000 .. 3e+09 µW (ingestion.plausible_idle_power_uw); was "
+            "it given in another unit? 4200 mW = 4200000 µW: write it in microwatts",
+        ),
+        (
+            {"avg_idle_power": 5e13},
+            "data/01_raw/x/idling_power.json: avg_idle_power 5e+13 µW (5e+07 W) is outside the "
+            "plausible idle power 100000 .. 3e+09 µW (ingestion.plausible_idle_power_uw)",
+        ),
+        (
+            {"avg_idle_power": 120.95, "unit": "watt"},
+            "data/01_raw/x/idling_power.json: 'unit' is 'watt', but 'avg_idle_power' must be "
+            'in microwatts (write it in µW and set "unit": "microwatt")',
+        ),
+    ],
+)
+def test_idle_power_in_another_unit_fails_with_a_hint(record, message):
+    files = _loaders({"idling_power.json": json.dumps(record).encode()})
+    with pytest.raises(ValueError) as error:
+        read_idle_power(files, "x", PARAMS)
+    assert str(error.value) == message
+
+
+def test_idle_power_range_is_configurable_and_checked():
+    files = _loaders({"idling_power.json": b'{"avg_idle_power": 120.95}'})
+    params = {"plausible_idle_power_uw": [1, 1000]}
+    assert read_idle_power(files, "x", params)["avg_idle_power_uw"] == 120.95
+    with pytest.raises(ValueError, match=r"ingestion.plausible_idle_power_uw: expected \[min,"):
+        read_idle_power(files, "x", {"plausible_idle_power_uw": [5, 1]})
+    bad = {"plausible": {"nvml": {"power_uw": "lots"}}}
+    with pytest.raises(ValueError, match=r"ingestion.plausible.nvml.power_uw: expected"):
+        ingest_models(_loaders(_nvml_files("nv")), "x", bad)
+
+
+IDLE = {"avg_idle_power_uw": 4e6, "source": "test"}
+
+
+def _ingest_with(files: dict[str, bytes], params: dict) -> tuple[dict, dict, dict, dict, dict]:
+    """``_ingest`` with other parameters: (power, windows, descriptions, metadata, reports)."""
+    tables = ingest_models(_loaders(files), "fixture", params)
+    windows, power, descriptions, metadata, reports = (
+        {m: load() for m, load in table.items()} for table in tables
+    )
+    return power, windows, descriptions, metadata, reports
+
+
+@pytest.mark.integration
+def test_kedro_run_with_idle_power_in_watts_fails_in_one_line_and_keeps_nothing(tmp_path):
+    project = make_project(tmp_path, models=("lenet",))
+    idle = project / "data/01_raw/h200_isolated_v1/idling_power.json"
+    idle.write_text(json.dumps({**json.loads(idle.read_text()), "avg_idle_power": 120.95}))
+    done = subprocess.run(
+        [KEDRO, "run", "--pipelines", "ingestion"],
+        cwd=project,
+        env={**_environment(project)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        "Error: data/01_raw/h200_isolated_v1/idling_power.json: avg_idle_power 120.95 µW "
+        "(0.00012095 W) is outside the plausible idle power 100000 .. 3e+09 µW "
+        "(ingestion.plausible_idle_power_uw); was it given in another unit? 120.95 W = "
+        "120950000 µW or 120.95 mW = 120950 µW: write it in microwatts"
+    ]
+    assert not (project / "data/02_intermediate/idle_power.json").exists()
+
+
+@pytest.mark.integration
+def test_kedro_run_drops_implausible_and_repeated_readings_and_maps_as_if_clean(kedro_project):
+    project = kedro_project(("lenet",))
+    log = project / "data/01_raw/h200_isolated_v1/lenet/lenet_power_log.log"
+    clean = log.read_bytes()
+    first = clean.split(b"\n")[0].split(b",")[0]
+    # appended, out of time order: a negative reading and a 1e15 µW one half an hour before
+    # the log (outside every window), and the first line's timestamp again
+    log.write_bytes(
+        clean
+        + b"20261127-12:00:00.000000,-283000\n"
+        + b"20261127-12:00:00.000001,1000000000000\n"
+        + first
+        + b",999999\n"
+    )
+    run_kedro(project, "ingestion")
+    run_kedro(project, "power_mapping")
+
+    quality = json.loads((project / "data/08_reporting/data_quality.json").read_text())
+    report = quality["ingestion"]["lenet"]["power_log"]
+    assert (report["lines_total"], report["valid"]) == (6701, 6698)
+    assert (report["out_of_range"], report["first_out_of_range_lines"]) == (2, [6699, 6700])
+    assert report["first_out_of_range_values_uw"] == [-283e6, 1e15]
+    assert (report["duplicate_timestamps"], report["first_duplicate_timestamp_lines"]) == (
+        1,
+        [6701],
+    )
+    summary = quality["ingestion"]["_summary"]
+    assert summary["power_readings_out_of_range"] == 2
+    assert summary["power_readings_repeating_a_timestamp"] == 1
+
+    # the layer-wise table equals the mapping of the untouched files, to the last bit
+    nvml = DEFAULT_RANGES["nvml"]
+    samples, _ = parse_power_log(clean, "clean", 5, nvml.power_uw)
+    latency = BUNDLED_RAW / "lenet/trt_profiling/trt_layer_latency.json"
+    windows, _ = parse_layer_latency(latency.read_bytes(), "clean", 5, nvml)
+    descriptions = pd.read_parquet(
+        project / "data/02_intermediate/layer_descriptions/lenet.parquet"
+    )
+    idle = json.loads((BUNDLED_RAW / "idling_power.json").read_text())["avg_idle_power"]
+    expected, _ = map_power_to_windows(
+        samples, windows.assign(layer_name=windows["layer_name"].astype(str)), descriptions, idle
+    )
+    mapped = pd.read_parquet(project / "data/03_primary/layerwise/lenet.parquet")
+    power = "layer_power_including_idle_power_micro_watt"
+    np.testing.assert_array_equal(mapped[power].to_numpy(), expected[power].to_numpy())
+
+
+def _environment(project: Path) -> dict[str, str]:
+    import os  # noqa: PLC0415
+
+    return {
+        **os.environ,
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+    }

@@ -91,7 +91,10 @@ def test_prediction_pipeline_writes_tables_summary_and_reports_bad_files(
         "total_runtime_ms",
         "avg_power_w",
         "energy_mj",
+        "status",
+        "note",
     ]
+    assert summary["status"].tolist() == ["predicted", "predicted"]
     assert summary.loc["tiny", "layers_predicted"] == 4
     assert summary.loc["tiny", "layers_other"] == 3
     assert summary.loc["tiny", "total_runtime_ms"] == pytest.approx(TINY_RUNTIME_MS)

@@ -28,6 +28,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from power_modelling.core.raw.plausibility import (
+    PlausibleRanges,
+    outside,
+    repeats_of_earlier,
+)
 from power_modelling.core.raw.spans import (
     WHITESPACE,
     byte_positions,
@@ -97,21 +102,25 @@ _MAX_NUMBER_WIDTH = 64
 
 
 def parse_layer_latency(
-    data: bytes, source: str, max_reported: int = 5
+    data: bytes, source: str, max_reported: int = 5, ranges: PlausibleRanges | None = None
 ) -> tuple[pd.DataFrame, dict]:
     """Parse a latency file → (``layer_windows`` frame, report).
 
     Frame columns: ``layer_name`` (categorical), ``cycle`` (1-based entry index per layer),
     ``start``/``end`` datetime64[ns] (NaT for the bare old form), ``latency_ms`` (one
-    execution), ``repeats`` (1 for two-element entries). Entries that are not a finite
-    latency ≥ 0 with a valid timestamp (and a whole repeats ≥ 1) are dropped, counted and
-    reported by layer and cycle. Raises ``LatencyFileError`` when the file is unusable.
+    execution), ``repeats`` (1 for two-element entries). Dropped, counted and reported by
+    layer and cycle: entries that are not a finite latency ≥ 0 with a valid timestamp (and a
+    whole repeats ≥ 1); with ``ranges``, a latency or a window (latency x repeats) outside
+    ``ranges.latency_ms`` / ``ranges.window_ms``; and an entry whose layer already has a window
+    ending at the same time (the first kept). ``entries = windows + invalid_entries +
+    out_of_range_entries + duplicate_entries``. Raises ``LatencyFileError`` when the file is
+    unusable.
     """
     try:
         entries, parser, fallback_reason = _scan(data), "fast", None
     except _UnusualLayout as unusual:
         entries, parser, fallback_reason = _load_json(data, source), "json", str(unusual)
-    return _windows(entries, source, parser, fallback_reason, max_reported)
+    return _windows(entries, source, parser, fallback_reason, max_reported, ranges=ranges)
 
 
 def _scan(data: bytes, chunks: int | None = None, min_strings: int | None = None) -> _Entries:
@@ -393,7 +402,13 @@ def _is_number(value: object) -> bool:
 
 
 def _windows(
-    entries: _Entries, source: str, parser: str, fallback_reason: str | None, max_reported: int
+    entries: _Entries,
+    source: str,
+    parser: str,
+    fallback_reason: str | None,
+    max_reported: int,
+    *,
+    ranges: PlausibleRanges | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Validate the entries and build the ``layer_windows`` frame and the report."""
     n_entries = len(entries.latency_ms)
@@ -424,6 +439,11 @@ def _windows(
         valid &= np.isfinite(repeats) & (repeats >= 1) & (np.floor(repeats) == repeats)
     if not bare:
         valid &= entries.end_valid
+    out_of_range, duplicate = _implausible(entries, valid, bare, ranges)
+    invalid = np.flatnonzero(~valid)
+    if out_of_range.size or duplicate.size:
+        valid[out_of_range] = False
+        valid[duplicate] = False
 
     keep = slice(None) if valid.all() else valid  # avoid copies in the common case
     latency_ms, end_ns = latency_ms[keep], entries.end_ns[keep]
@@ -450,7 +470,13 @@ def _windows(
         },
         copy=False,
     )
-    invalid = np.flatnonzero(~valid)
+
+    def named(rows: np.ndarray) -> list[str]:
+        return [
+            f"{entries.layer_names[entries.layer_index[i]]} cycle {cycle[i]}"
+            for i in rows[:max_reported]
+        ]
+
     report = {
         "source": source,
         "parser": parser,
@@ -461,10 +487,14 @@ def _windows(
         "entries": n_entries,
         "windows": len(frame),
         "invalid_entries": int(invalid.size),
-        "first_invalid_entries": [
-            f"{entries.layer_names[entries.layer_index[i]]} cycle {cycle[i]}"
-            for i in invalid[:max_reported]
-        ],
+        "first_invalid_entries": named(invalid),
+        "plausible": None
+        if ranges is None
+        else {"latency_ms": list(ranges.latency_ms), "window_ms": list(ranges.window_ms)},
+        "out_of_range_entries": int(out_of_range.size),
+        "first_out_of_range_entries": named(out_of_range),
+        "duplicate_entries": int(duplicate.size),
+        "first_duplicate_entries": named(duplicate),
         "cycles_per_layer": {
             "min": int(cycles.min()) if cycles.size else 0,
             "max": int(cycles.max()) if cycles.size else 0,
@@ -473,6 +503,35 @@ def _windows(
     }
     _log_findings(report)
     return frame, report
+
+
+def _implausible(
+    entries: _Entries, valid: np.ndarray, bare: bool, ranges: PlausibleRanges | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of valid entries outside ``ranges`` (latency, or window = latency x repeats),
+    and of those left that repeat an earlier entry of their layer ending at the same time."""
+    empty = np.zeros(0, dtype=np.int64)
+    every = bool(valid.all())  # the usual case: work on the arrays, not on copies
+    rows = None if every else np.flatnonzero(valid)
+
+    def of_valid(values: np.ndarray) -> np.ndarray:
+        return values if rows is None else values[rows]
+
+    out_of_range = empty
+    if ranges is not None:
+        latency = of_valid(entries.latency_ms)
+        bad = outside(latency, ranges.latency_ms)
+        window = latency if entries.repeats is None else latency * of_valid(entries.repeats)
+        bad |= outside(window, ranges.window_ms)
+        if bad.any():
+            out_of_range = np.flatnonzero(bad) if rows is None else rows[bad]
+            rows = np.flatnonzero(~bad) if rows is None else rows[~bad]
+    if bare:
+        return out_of_range, empty
+    repeated = repeats_of_earlier(of_valid(entries.end_ns), of_valid(entries.layer_index))
+    if not repeated.size:
+        return out_of_range, empty
+    return out_of_range, repeated if rows is None else rows[repeated]
 
 
 def _log_findings(report: dict) -> None:
@@ -485,6 +544,25 @@ def _log_findings(report: dict) -> None:
             source,
             report["invalid_entries"],
             report["first_invalid_entries"],
+        )
+    if report["out_of_range_entries"]:
+        plausible = report["plausible"]
+        logger.warning(
+            "%s: dropped %d entr(y/ies) outside the plausible latency %s ms or window %s ms "
+            "(first: %s)",
+            source,
+            report["out_of_range_entries"],
+            plausible["latency_ms"],
+            plausible["window_ms"],
+            report["first_out_of_range_entries"],
+        )
+    if report["duplicate_entries"]:
+        logger.warning(
+            "%s: dropped %d entr(y/ies) ending when an earlier entry of their layer ends "
+            "(first: %s)",
+            source,
+            report["duplicate_entries"],
+            report["first_duplicate_entries"],
         )
     if report["cycles_per_layer"]["min"] != report["cycles_per_layer"]["max"]:
         logger.info("%s: layers have different cycle counts %s", source, report["cycles_per_layer"])

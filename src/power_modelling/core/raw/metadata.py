@@ -70,16 +70,53 @@ def _layer_energy(layer_energy: dict | None) -> dict[str, dict[str, float | None
     return out
 
 
-def idle_power(record: Any, source: str) -> dict[str, Any]:
-    """``idling_power.json`` → ``{"avg_idle_power_uw", "source", ...other keys}``; raises
-    ``ValueError`` naming the file when ``avg_idle_power`` is not a positive number."""
+#: ``unit`` values of ``idling_power.json`` that mean microwatts (the only unit accepted).
+MICROWATT_UNITS = frozenset({"microwatt", "microwatts", "uw", "µw", "μw"})
+#: Factors to microwatts of the units an idle power is most often given in by mistake.
+_OTHER_UNITS = (("W", 1e6), ("mW", 1e3), ("nW", 1e-3))
+
+
+def idle_power(
+    record: Any, source: str, plausible_uw: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """``idling_power.json`` → ``{"avg_idle_power_uw", "source", ...other keys}``.
+
+    Raises ``ValueError`` naming the file when ``avg_idle_power`` is not a positive number,
+    when a ``unit`` other than microwatts is declared, or when the value lies outside
+    ``plausible_uw`` (then the message says which unit the value would be plausible in: an
+    idle power of 120.95 is 120.95 W, not µW, and would add 121 W to every layer)."""
     value = _number(record.get("avg_idle_power")) if isinstance(record, dict) else None
     if value is None or value <= 0:
         raise ValueError(
             f"{source}: expected an object with a positive number 'avg_idle_power' (microwatts)"
         )
+    unit = record.get("unit")
+    if unit is not None and str(unit).strip().lower() not in MICROWATT_UNITS:
+        raise ValueError(
+            f"{source}: 'unit' is {unit!r}, but 'avg_idle_power' must be in microwatts "
+            f'(write it in µW and set "unit": "microwatt")'
+        )
+    if plausible_uw is not None and not plausible_uw[0] <= value <= plausible_uw[1]:
+        raise ValueError(_implausible_idle_power(value, source, plausible_uw))
     extra = {k: v for k, v in record.items() if k != "avg_idle_power"}
     return {"avg_idle_power_uw": value, "source": source, **extra}
+
+
+def _implausible_idle_power(value: float, source: str, plausible_uw: tuple[float, float]) -> str:
+    """The message for an idle power outside the plausible range, with the unit it fits."""
+    low, high = plausible_uw
+    message = (
+        f"{source}: avg_idle_power {value:g} µW ({value / 1e6:g} W) is outside the plausible "
+        f"idle power {low:g} .. {high:g} µW (ingestion.plausible_idle_power_uw)"
+    )
+    fits = [
+        f"{value:g} {unit} = {value * factor:.12g} µW"
+        for unit, factor in _OTHER_UNITS
+        if low <= value * factor <= high
+    ]
+    if fits:
+        message += f"; was it given in another unit? {' or '.join(fits)}: write it in microwatts"
+    return message
 
 
 def _number(value: Any) -> float | None:

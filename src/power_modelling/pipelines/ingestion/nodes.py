@@ -23,6 +23,11 @@ from power_modelling.core.raw.files import (
 )
 from power_modelling.core.raw.latency import LatencyFileError, parse_layer_latency
 from power_modelling.core.raw.metadata import idle_power, run_metadata
+from power_modelling.core.raw.plausibility import (
+    PlausibleRanges,
+    idle_power_range,
+    plausible_ranges,
+)
 from power_modelling.core.raw.power_log import DIALECT_OF_SHAPE, parse_power_log
 
 logger = logging.getLogger(__name__)
@@ -35,9 +40,12 @@ class ModelSkipped(Exception):
 Table = Callable[[], Any]
 
 
-def read_idle_power(raw_files: dict[str, Loader], raw_dataset: str) -> dict[str, Any]:
+def read_idle_power(
+    raw_files: dict[str, Loader], raw_dataset: str, params: dict | None = None
+) -> dict[str, Any]:
     """``idling_power.json`` → the ``idle_power`` record; fails naming the file when it is
-    missing or unusable (no power can be put above idle without it)."""
+    missing or unusable (no power can be put above idle without it), or when its value lies
+    outside ``plausible_idle_power_uw`` (with a hint at the unit it was probably given in)."""
     source = f"{RAW_ROOT}/{raw_dataset}/{IDLE_POWER_FILE}"
     if IDLE_POWER_FILE not in raw_files:
         raise ValueError(f"{source} is missing: the average idle power is required")
@@ -45,7 +53,7 @@ def read_idle_power(raw_files: dict[str, Loader], raw_dataset: str) -> dict[str,
         record = json.loads(raw_files[IDLE_POWER_FILE]())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{source}: unreadable JSON ({exc})") from exc
-    return idle_power(record, source)
+    return idle_power(record, source, idle_power_range(params))
 
 
 def read_device(raw_files: dict[str, Loader], raw_dataset: str) -> dict[str, Any]:
@@ -102,6 +110,7 @@ def ingest_models(
     raw_dir = f"{RAW_ROOT}/{raw_dataset}"
     max_lines = int(params.get("max_reported_lines", 5))
     max_names = int(params.get("max_reported_names", 50))
+    ranges = {dialect: plausible_ranges(params, dialect) for dialect in METADATA_SUFFIXES}
     runs: dict[str, _ModelRun] = {}
     reports: dict[str, Table] = {}
     models = group_by_model(raw_files)
@@ -109,6 +118,7 @@ def ingest_models(
         folder = f"{raw_dir}/{model}"
         try:
             runs[model] = _ModelRun.checked(model, files, folder, max_lines, max_names)
+            runs[model].ranges = ranges[runs[model].dialect]
             logger.info(
                 "Ingesting %s (%d/%d): %s dialect", model, number, len(models), runs[model].dialect
             )
@@ -145,6 +155,9 @@ class _ModelRun:
         self.latency_report: dict | None = None
         self.timed_names: list[str] | None = None
         self.skipped: str | None = None
+        self.skipped_file: str | None = None
+        self.ranges: PlausibleRanges | None = None  # the dialect's, set by ingest_models
+        self._power: pd.DataFrame | None = None
 
     @classmethod
     def checked(
@@ -172,25 +185,57 @@ class _ModelRun:
         return f"{self.folder}/{self.found[role]}"
 
     def layer_windows(self) -> pd.DataFrame:
-        """Parse the latency file (once) → the windows; empty when the file is unusable."""
+        """Parse the latency file (once) → the windows. Empty, and the model skipped, when
+        the file is unusable or nothing can be mapped: no usable entry, or timed windows but
+        no usable power sample (the power log is then parsed here, before anything of the
+        model is saved, and its samples kept for ``power_samples``)."""
         try:
             windows, self.latency_report = parse_layer_latency(
-                self.files[self.found["latency"]](), self._path("latency"), self.max_lines
+                self.files[self.found["latency"]](),
+                self._path("latency"),
+                self.max_lines,
+                self.ranges,
             )
         except LatencyFileError as exc:
-            self.skipped = str(exc)
-            logger.error("Skipping model %s: %s", self.model, exc)
+            self._skip(str(exc))
             windows, self.latency_report = _quietly(parse_layer_latency, b"{}", "", 0)
+        else:
+            if windows.empty:
+                self._skip(_nothing_usable(self._path("latency"), self.latency_report), "latency")
+            elif self.latency_report["has_power_windows"]:
+                self._power = self._parse_power()
+                if self.power_report["valid"] == 0:
+                    self._skip(
+                        _nothing_usable(self._path("power_log"), self.power_report), "power_log"
+                    )
         self.timed_names = [str(name) for name in windows["layer_name"].cat.categories]
+        if self.skipped:
+            windows = windows.iloc[:0]
         return windows.assign(layer_name=windows["layer_name"].astype(str))
 
     def power_samples(self) -> pd.DataFrame:
-        """Parse the power log (once) → the samples, in time order."""
+        """The power log's samples (parsed once), in time order; empty for a skipped model."""
+        power = self._power if self._power is not None else self._parse_power()
+        self._power = None
+        return power.iloc[:0] if self.skipped else power
+
+    def _parse_power(self) -> pd.DataFrame:
         content = b"" if self.skipped else self.files[self.found["power_log"]]()
-        power, self.power_report = parse_power_log(content, self._path("power_log"), self.max_lines)
+        power, self.power_report = parse_power_log(
+            content,
+            self._path("power_log"),
+            self.max_lines,
+            None if self.ranges is None else self.ranges.power_uw,
+        )
         if self.power_report["out_of_order_samples"]:
             power = power.sort_values("timestamp", kind="stable", ignore_index=True)
         return power
+
+    def _skip(self, reason: str, parsed: str | None = None) -> None:
+        """Skip the model: its tables stay empty, its report says why (with the report of
+        the ``parsed`` file that had nothing usable)."""
+        self.skipped, self.skipped_file = reason, parsed
+        logger.error("Skipping model %s: %s", self.model, reason)
 
     def layer_descriptions(self) -> pd.DataFrame:
         return self.descriptions.iloc[:0] if self.skipped else self.descriptions
@@ -209,7 +254,12 @@ class _ModelRun:
         """The model's ingestion report (``build_report`` sums them up)."""
         self._ensure_parsed()
         if self.skipped:
-            return {"skipped": True, "reason": self.skipped}
+            details = {
+                "power_log": self.power_report,
+                "latency": self.latency_report,
+            }.get(self.skipped_file)
+            report = {"skipped": True, "reason": self.skipped}
+            return report if details is None else {**report, self.skipped_file: details}
         dialect_notes = _dialect_notes(
             self.found["metadata"], self.dialect, self.power_report, self.latency_report
         )
@@ -246,11 +296,42 @@ def build_report(model_reports: dict[str, Table], idle: dict[str, Any]) -> dict[
         "skipped": skipped,
         "avg_idle_power_uw": idle["avg_idle_power_uw"],
         "malformed_power_lines": sum(r["power_log"]["malformed"] for r in ingested.values()),
+        "power_readings_out_of_range": _total(ingested, "power_log", "out_of_range"),
+        "power_readings_repeating_a_timestamp": _total(
+            ingested, "power_log", "duplicate_timestamps"
+        ),
+        "latency_entries_out_of_range": _total(ingested, "latency", "out_of_range_entries"),
+        "latency_entries_repeating_an_end": _total(ingested, "latency", "duplicate_entries"),
         "models_without_power_windows": sorted(
             m for m, r in ingested.items() if not r["has_power_windows"]
         ),
     }
     return {"_summary": summary, **model_reports}
+
+
+def _total(reports: dict[str, dict], file: str, count: str) -> int:
+    return sum(int(report[file].get(count, 0)) for report in reports.values())
+
+
+def _nothing_usable(path: str, report: dict[str, Any]) -> str:
+    """Why a parsed file leaves nothing to ingest, with its counts."""
+    if "lines_total" in report:  # a power log
+        what, total = "power sample", f"{report['lines_total']} line(s)"
+        counts = {
+            "blank": report["blank"],
+            "malformed": report["malformed"],
+            "outside the plausible range": report["out_of_range"],
+            "repeated timestamps": report["duplicate_timestamps"],
+        }
+    else:
+        what, total = "latency entry", f"{report['entries']} entr(y/ies)"
+        counts = {
+            "invalid": report["invalid_entries"],
+            "outside the plausible range": report["out_of_range_entries"],
+            "repeated ends": report["duplicate_entries"],
+        }
+    found = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
+    return f"{path}: no usable {what} ({total}{': ' + found if found else ''})"
 
 
 def _quietly(func: Callable[..., Any], *args: Any) -> Any:

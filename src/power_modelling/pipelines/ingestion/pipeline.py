@@ -25,7 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 read_idle_power,
-                inputs=_RAW,
+                inputs=[*_RAW, "params:ingestion"],
                 outputs="idle_power",
                 name="read_idle_power",
             ),

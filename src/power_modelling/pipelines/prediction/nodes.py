@@ -16,7 +16,14 @@ from kedro.io import DatasetError
 
 from power_modelling.core.layers import RAW_ROOT
 from power_modelling.core.networks import NetworkOptions, read_networks
-from power_modelling.core.predictor import idle_power_watts, log_summary, summarise_networks
+from power_modelling.core.predictor import (
+    NO_MODELLED_LAYER,
+    PREDICTED,
+    SUMMARY_COLUMNS,
+    idle_power_watts,
+    log_summary,
+    summarise_networks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +125,29 @@ def _network_rows(
     return pd.DataFrame(rows, columns=["network", *NETWORK_COLUMNS])
 
 
+def _summary(
+    layer_predictions: pd.DataFrame, infos: Mapping[str, Mapping[str, Any]], rows: pd.DataFrame
+) -> pd.DataFrame:
+    """``rows`` (one per network read) with each network's totals, ``status`` and ``note``;
+    a network without a single layer (``Layers: []``) has no modelled layer. The note of a
+    network without totals starts with its file."""
+    totals = (
+        summarise_networks(layer_predictions)
+        if len(layer_predictions)
+        else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    )
+    summary = rows.merge(totals, on="network", how="left")
+    empty = summary["status"].isna()
+    summary.loc[empty, "status"] = NO_MODELLED_LAYER
+    summary.loc[empty, "note"] = "no layer at all (an empty 'Layers' list); no totals"
+    for column in ("layers_predicted", "layers_other"):
+        summary[column] = summary[column].fillna(0).astype("int64")
+    unpredicted = summary["status"] != PREDICTED
+    sources = summary["network"].map(lambda network: infos[network].get("source") or network)
+    summary.loc[unpredicted, "note"] = sources[unpredicted] + ": " + summary["note"][unpredicted]
+    return summary
+
+
 def report_predictions(
     layer_predictions: pd.DataFrame,
     networks: Mapping[str, Any],
@@ -126,16 +156,23 @@ def report_predictions(
     options: Mapping[str, Any],
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
     """Per-network prediction tables, the summary (one row per network) and the ``prediction``
-    data-quality section; every network is logged like the reference tool does."""
+    data-quality section; every network is logged like the reference tool does.
+
+    A network with a bad layer or without any modelled layer keeps its row in the summary,
+    with a ``status``, a ``note`` naming the file (and the layer) and no totals; it is counted
+    apart in the data-quality section, never as predicted.
+    """
     idle_power_w = idle_power_watts(idle_power)
     models = str(options.get("models"))
     device = (model_card.get("device") or {}).get("name", "an unknown device")
     logger.info("Predicting with the models of '%s' (%s)", models, device)
-    summary = _network_rows(networks["networks"], model_card, models).merge(
-        summarise_networks(layer_predictions), on="network", how="right"
-    )
-    for row in summary.to_dict("records"):
+    infos = networks["networks"]
+    summary = _summary(layer_predictions, infos, _network_rows(infos, model_card, models))
+    predicted = summary["status"] == PREDICTED
+    for row in summary[predicted].to_dict("records"):
         log_summary(row, idle_power_w)
+    for row in summary[~predicted].to_dict("records"):
+        logger.error("%s not predicted (%s): %s", row["network"], row["status"], row["note"])
     errors = networks["errors"]
     if errors:
         logger.error(
@@ -148,10 +185,20 @@ def report_predictions(
         str(network): rows.drop(columns="network").reset_index(drop=True)
         for network, rows in layer_predictions.groupby("network", sort=False)
     }
+    unpredicted = summary[~predicted].set_index("network")
     quality = {
-        "networks_predicted": len(summary),
+        "networks_predicted": int(predicted.sum()),
         "networks_failed": len(errors),
         "errors": dict(errors),
+        "networks_bad_input": unpredicted["note"][unpredicted["status"] != NO_MODELLED_LAYER]
+        .astype(str)
+        .to_dict(),
+        "networks_without_modelled_layer": unpredicted["note"][
+            unpredicted["status"] == NO_MODELLED_LAYER
+        ]
+        .astype(str)
+        .to_dict(),
+        "layers_bad_input": int(layer_predictions.get("problem", pd.Series()).notna().sum()),
         "models": models,
         "device_mismatches": int((summary["device_match"] == False).sum()),  # noqa: E712
         "idle_power_w": idle_power_w,
