@@ -30,7 +30,8 @@ def make_project(
     (project / "src").mkdir()  # bootstrap_project wants a source dir; the package is installed
     raw = project / "data" / "01_raw" / dataset
     raw.mkdir(parents=True)
-    shutil.copy(BUNDLED_RAW / "idling_power.json", raw / "idling_power.json")
+    for name in ("idling_power.json", "device.json"):
+        shutil.copy(BUNDLED_RAW / name, raw / name)
     for model in models:
         shutil.copytree(BUNDLED_RAW / model, raw / model)
     predict = PROJECT_ROOT / "data" / "01_raw" / "predict"

@@ -107,3 +107,32 @@ EVALUATION = {
     "random_state": 7,
     "percentage_floor": {"power": 0.5, "power_total": 0.0, "runtime": 0.0},
 }
+
+
+def small_modelling_parameters(conf) -> dict:
+    """The project's modelling parameters (``conf``: a conf folder) with tiny searches
+    (seconds instead of a minute): the blocks to write to ``conf/local``, whole (Kedro replaces
+    a top-level parameter key, it does not merge into it)."""
+    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+    from omegaconf.resolvers import oc  # noqa: PLC0415
+
+    from power_modelling.core.layers import LAYER_CLASSES, TARGETS  # noqa: PLC0415
+
+    loader = OmegaConfigLoader(
+        str(conf), base_env="base", default_run_env="local", custom_resolvers={"oc.env": oc.env}
+    )
+    parameters = loader["parameters"]
+    parameters["evaluation"]["cv_folds"] = 3
+    for layer_class in LAYER_CLASSES:
+        for target in TARGETS:
+            block = parameters[layer_class][target]
+            block["baseline"]["regressor"].update(alphas=5, cv=3)
+            block["baseline"]["polynomial_degree"] = 2
+            candidates = block["candidates"]
+            block["candidates"] = {
+                "extra_trees": candidates["extra_trees"],
+                "log_lasso": candidates["log_lasso"],
+            }
+            block["candidates"]["extra_trees"]["regressor"]["n_estimators"] = 10
+            block["candidates"]["log_lasso"]["regressor"].update(alphas=5, cv=3)
+    return {key: parameters[key] for key in ("evaluation", *LAYER_CLASSES)}

@@ -15,8 +15,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from tests.helpers import SMALL_MODELS, run_kedro
+from tests.synthetic import small_modelling_parameters
 
 pytestmark = pytest.mark.integration
 
@@ -268,6 +270,9 @@ def test_an_own_dataset_with_any_cnn_names_trains_beside_the_bundled_models(
     orin = {"name": "Jetson AGX Orin", "kind": "jetson"}
     (raw / "device.json").write_text(json.dumps(orin))
 
+    # a smaller model search than the default keeps the test quick; nothing else is set
+    small = small_modelling_parameters(project / "conf")
+    (project / "conf/local/parameters_modelling.yml").write_text(yaml.safe_dump(small))
     output = _kedro_console(project, "--params", "raw_dataset=my_boards")
     assert "Held-out test CNNs (auto): " in output
     mine = project / "data" / "06_models" / "my_boards"

@@ -13,7 +13,7 @@ from omegaconf.resolvers import oc
 from power_modelling import pipeline_registry
 from power_modelling.core.layers import LAYER_CLASSES
 from power_modelling.pipelines.modelling.pipeline import create_pipeline
-from tests.synthetic import synthetic_conv_table
+from tests.synthetic import small_modelling_parameters, synthetic_conv_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -49,24 +49,6 @@ def test_template_builds_for_every_layer_type_from_parameters():
     assert {f"{lt}.metrics" for lt in LAYER_CLASSES} <= pipeline.all_outputs()
 
 
-def _small_parameters(parameters: dict) -> dict:
-    """The project's parameters with tiny searches (seconds instead of a minute)."""
-    parameters["evaluation"]["cv_folds"] = 3
-    for layer_class in LAYER_CLASSES:
-        for target in ("power", "runtime"):
-            block = parameters[layer_class][target]
-            block["baseline"]["regressor"].update(alphas=5, cv=3)
-            block["baseline"]["polynomial_degree"] = 2
-            candidates = block["candidates"]
-            block["candidates"] = {
-                "extra_trees": candidates["extra_trees"],
-                "log_lasso": candidates["log_lasso"],
-            }
-            block["candidates"]["extra_trees"]["regressor"]["n_estimators"] = 10
-            block["candidates"]["log_lasso"]["regressor"].update(alphas=5, cv=3)
-    return parameters
-
-
 @pytest.mark.integration
 def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project, monkeypatch):
     import mlflow
@@ -74,9 +56,8 @@ def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project
     from kedro.framework.startup import bootstrap_project
 
     project = kedro_project(models=("lenet",))
-    small = _small_parameters(_parameters(project / "conf"))
     (project / "conf" / "local" / "parameters_modelling.yml").write_text(
-        yaml.safe_dump({key: small[key] for key in (*LAYER_CLASSES, "evaluation")})
+        yaml.safe_dump(small_modelling_parameters(project / "conf"))
     )
     table = synthetic_conv_table(n_models=5, layers=10).assign(
         input_size=lambda f: f["input_size_0"],

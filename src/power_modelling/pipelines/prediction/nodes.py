@@ -164,7 +164,7 @@ def report_predictions(
     """
     idle_power_w = idle_power_watts(idle_power)
     models = str(options.get("models"))
-    device = (model_card.get("device") or {}).get("name", "an unknown device")
+    device = (model_card.get("device") or {}).get("name") or "an unknown device"
     logger.info("Predicting with the models of '%s' (%s)", models, device)
     infos = networks["networks"]
     summary = _summary(layer_predictions, infos, _network_rows(infos, model_card, models))
