@@ -223,3 +223,78 @@ def test_prediction_finds_models_and_idle_power_from_a_subfolder(
     modelled = tiny.dropna(subset=["power_prediction"])
     assert (modelled["power_total_prediction"] == modelled["power_prediction"] + IDLE_W).all()
     assert not (predict_project / "notebooks" / "data").exists()
+
+
+def _dynamic_batch_onnx() -> bytes:
+    """Conv 3→4 (3x3, pad 1) → Flatten → Gemm 256→10 on a ["N", 3, 8, 8] input."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Conv", ["x", "w"], ["c"], "/conv/Conv", kernel_shape=[3, 3], pads=[1] * 4
+            ),
+            helper.make_node("Flatten", ["c"], ["f"], "/Flatten"),
+            helper.make_node("Gemm", ["f", "fc.w"], ["y"], "/fc/Gemm", transB=1),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        initializer=[
+            numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w"),
+            numpy_helper.from_array(np.zeros((10, 256), np.float32), "fc.w"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_onnx_models_are_predicted_beside_engines_like_them(
+    kedro_project: Callable[..., Path],
+) -> None:
+    """data/01_raw/<predict_dataset>/ with an ONNX export and the engine file of the same CNN,
+    a dynamic-batch ONNX graph and a broken one: one prediction run, the same per-layer
+    predictions for the shared layers, the batch size used said in the summary."""
+    project = kedro_project(models=())
+    folder = project / "data" / "01_raw" / "mixed"
+    folder.mkdir(parents=True)
+    onnx_dir = Path(__file__).resolve().parents[2] / "data" / "onnx_models"
+    (folder / "resnet18.onnx").write_bytes((onnx_dir / "resnet18.onnx").read_bytes())
+    engine = project / "data/01_raw/h200_isolated_v1/resnet18/trt_profiling/trt_engine_info.json"
+    if not engine.exists():  # the subset copy: take the bundled engine file
+        engine = Path(__file__).resolve().parents[3] / (
+            "data/01_raw/h200_isolated_v1/resnet18/trt_profiling/trt_engine_info.json"
+        )
+    (folder / "resnet18_engine.json").write_bytes(engine.read_bytes())
+    (folder / "dynamic.onnx").write_bytes(_dynamic_batch_onnx())
+    (folder / "broken.onnx").write_bytes((onnx_dir / "lenet.onnx").read_bytes()[:300])
+    _write_models(project)
+    _write_idle_power(project)
+
+    run_kedro(project, "prediction", predict_dataset="mixed", prediction={"batch_size": 4})
+    output = project / "data" / "07_model_output"
+    summary = pd.read_csv(output / "prediction_summary.csv").set_index("network")
+    assert sorted(summary.index) == ["dynamic", "resnet18", "resnet18_engine"]
+    assert summary.loc["dynamic", ["format", "batch_size"]].tolist() == ["onnx", 4]
+    assert summary.loc["resnet18", ["format", "batch_size", "precision"]].tolist() == [
+        "onnx",
+        1,
+        "FP16",
+    ]
+    assert summary.loc["resnet18_engine", "format"] == "tensorrt"
+    by_onnx = pd.read_csv(output / "predictions" / "resnet18.csv").dropna(
+        subset=["runtime_prediction"]
+    )
+    by_engine = pd.read_csv(output / "predictions" / "resnet18_engine.csv").dropna(
+        subset=["runtime_prediction"]
+    )
+    columns = ["layer_name", "layer_class", "count", "power_prediction", "runtime_prediction"]
+    pd.testing.assert_frame_equal(
+        by_onnx[columns].sort_values("layer_name").reset_index(drop=True),
+        by_engine[columns].sort_values("layer_name").reset_index(drop=True),
+    )
+    quality = json.loads((project / "data/08_reporting/data_quality.json").read_text())
+    assert list(quality["prediction"]["errors"]) == ["broken"]
+    assert "data/01_raw/mixed/broken.onnx" in quality["prediction"]["errors"]["broken"]
