@@ -95,7 +95,7 @@ def install_standin_models(
     device: str = "NVIDIA H200",
 ) -> None:
     """Write the stand-ins as the model set ``data/06_models/<models>/`` of ``project``: the
-    six skops files, the device's idle power (``None``: unknown) and a model card."""
+    six skops files and the measured device (idle power ``None``: unknown)."""
     import json  # noqa: PLC0415
 
     from power_modelling.datasets import SkopsModelDataset  # noqa: PLC0415

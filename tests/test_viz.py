@@ -275,7 +275,7 @@ def test_layers_are_the_data_layers_in_order(viz: Viz, views: dict[str, dict]) -
     }
     expected = {
         "raw_measurement_files": "raw",
-        "prediction_engines": "raw",
+        "prediction_files": "raw",
         "power_samples": "intermediate",
         "layer_descriptions": "intermediate",
         "idle_power": "intermediate",

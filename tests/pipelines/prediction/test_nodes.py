@@ -38,7 +38,7 @@ def _predict(files: dict[str, bytes]) -> tuple[dict, pd.DataFrame, dict]:
     loaders = {path: (lambda data=data: data) for path, data in files.items()}
     layers, networks = read_prediction_networks(loaders, "predict", OPTIONS)
     predictions = predict_layers(layers, None, **standin_models())
-    return report_predictions(predictions, networks, None, {}, OPTIONS)
+    return report_predictions(predictions, networks, None, OPTIONS)
 
 
 def test_bad_networks_are_named_counted_and_left_without_totals(caplog):

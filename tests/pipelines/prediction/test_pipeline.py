@@ -44,7 +44,8 @@ def _write_idle_power(project: Path, idle_w: float | None = IDLE_W) -> None:
     path = project / "data" / "06_models" / MODELS / "device_idle_power.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     idle_uw = None if idle_w is None else idle_w * 1e6
-    path.write_text(json.dumps({"avg_idle_power_uw": idle_uw, "source": "test"}))
+    device = {"device": {"name": "H200"}, "precisions": ["FP16"]}
+    path.write_text(json.dumps({"avg_idle_power_uw": idle_uw, "source": "test", **device}))
 
 
 @pytest.fixture
@@ -137,12 +138,7 @@ def test_a_raw_dataset_predicts_every_model_folders_engine(
 
 def _measure_idle_power() -> dict:
     """Stand-in for the idle power derived from the training tables."""
-    return {"avg_idle_power_uw": IDLE_W * 1e6, "source": "test"}
-
-
-def _model_card() -> dict:
-    """Stand-in for the model card training writes (and logs) beside the models."""
-    return {"raw_dataset": MODELS, "device": {"name": "H200"}, "precisions": ["FP16"]}
+    return {"avg_idle_power_uw": IDLE_W * 1e6, "source": "test", "device": {"name": "H200"}}
 
 
 def _fit_standins(idle_power: dict) -> tuple:
@@ -167,7 +163,6 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     training = Pipeline(
         [
             Node(_measure_idle_power, None, "device_idle_power", name="measure_idle_power"),
-            Node(_model_card, None, "model_card", name="model_card"),
             Node(
                 _fit_standins,
                 "device_idle_power",

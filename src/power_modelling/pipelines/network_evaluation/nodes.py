@@ -20,16 +20,34 @@ logger = logging.getLogger(__name__)
 Partitions = Mapping[str, Callable[[], pd.DataFrame]]
 
 
-def device_idle_power(*training_tables: pd.DataFrame) -> dict[str, Any]:
-    """The measured device's idle power, as the served model needs it: every training row
-    holds ``power_total - power`` = idle power exactly, so it travels with the models
-    (``device_idle_power``) instead of being a free input."""
+def device_idle_power(
+    device: Mapping[str, Any], layer_descriptions: Partitions, *training_tables: pd.DataFrame
+) -> dict[str, Any]:
+    """The measured device as the models need it wherever they go (prediction, the served
+    model): its name and kind, the precisions and batch sizes it was measured at, and its idle
+    power. Every training row holds ``power_total - power`` = idle power exactly, so the idle
+    power travels with the models instead of being a free input."""
+    precisions, batch_sizes = set(), set()
+    for model in sorted(layer_descriptions):
+        layers = layer_descriptions[model]()
+        if (precision := precision_of(layers)) is not None:
+            precisions.add(precision)
+        batch_sizes.update(int(dims[0]) for dims in layers["input_dims"].dropna() if len(dims))
+    identity = {
+        "device": {"name": device.get("name"), "kind": device.get("kind")},
+        "precisions": sorted(precisions),
+        "batch_sizes": sorted(batch_sizes),
+    }
     rows = pd.concat([t[["power_total", "power"]] for t in training_tables], ignore_index=True)
     idle_w = (rows["power_total"] - rows["power"]).dropna()
     if idle_w.empty:
         logger.warning("No training row has power: the idle power of the device is unknown")
-        return {"avg_idle_power_uw": None, "source": "training tables (no power rows)"}
-    return {"avg_idle_power_uw": float(idle_w.median()) * 1e6, "source": "training tables"}
+        return {"avg_idle_power_uw": None, "source": "training tables (no power rows)", **identity}
+    return {
+        "avg_idle_power_uw": float(idle_w.median()) * 1e6,
+        "source": "training tables",
+        **identity,
+    }
 
 
 def select_test_layers(layer_descriptions: Partitions, *test_tables: pd.DataFrame) -> pd.DataFrame:
@@ -66,11 +84,9 @@ def evaluate_networks(
 def build_model_card(
     *,
     data_version: Mapping[str, Any],
-    device: Mapping[str, Any],
     test_models: Mapping[str, Any],
-    idle_power: Mapping[str, Any],
+    device: Mapping[str, Any],
     network_metrics: Mapping[str, Any],
-    layer_descriptions: Partitions,
     **tables_and_metrics: Any,
 ) -> dict[str, Any]:
     """``model_card.json``: what the models beside it are and how good they are: raw dataset
@@ -79,12 +95,6 @@ def build_model_card(
 
     Keyword arguments: ``<layer_class>_train`` / ``_test`` tables and ``<layer_class>_metrics``.
     """
-    precisions, batch_sizes = set(), set()
-    for model in sorted(layer_descriptions):
-        layers = layer_descriptions[model]()
-        if (precision := precision_of(layers)) is not None:
-            precisions.add(precision)
-        batch_sizes.update(int(dims[0]) for dims in layers["input_dims"].dropna() if len(dims))
     layers_per_class, figures = {}, {}
     for layer_class in LAYER_CLASSES:
         train, test = (
@@ -104,10 +114,10 @@ def build_model_card(
     return {
         "raw_dataset": data_version.get("raw_dataset"),
         "raw_dataset_version": {k: v for k, v in data_version.items() if k != "raw_dataset"},
-        "device": {"name": device.get("name"), "kind": device.get("kind")},
-        "precisions": sorted(precisions),
-        "batch_sizes": sorted(batch_sizes),
-        "idle_power_w": idle_power_watts(idle_power),
+        "device": device.get("device"),
+        "precisions": device.get("precisions"),
+        "batch_sizes": device.get("batch_sizes"),
+        "idle_power_w": idle_power_watts(device),
         "test_models": list(test_models["test_models"]),
         "test_models_chosen_by": test_models.get("chosen_by"),
         "layers": layers_per_class,

@@ -28,7 +28,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 device_idle_power,
-                inputs=[f"{layer_class}.model_input_train" for layer_class in LAYER_CLASSES],
+                inputs=[
+                    "device_info",
+                    "layer_descriptions",
+                    *(f"{layer_class}.model_input_train" for layer_class in LAYER_CLASSES),
+                ],
                 outputs="device_idle_power",
                 name="device_idle_power",
             ),
@@ -53,11 +57,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 build_model_card,
                 inputs={
                     "data_version": "ingested_data_version",
-                    "device": "device_info",
                     "test_models": "test_models",
-                    "idle_power": "device_idle_power",
+                    "device": "device_idle_power",
                     "network_metrics": "network_metrics",
-                    "layer_descriptions": "layer_descriptions",
                     **{f"{c}_train": f"{c}.model_input_train" for c in LAYER_CLASSES},
                     **{f"{c}_test": f"{c}.model_input_test" for c in LAYER_CLASSES},
                     **{f"{c}_metrics": f"{c}.metrics" for c in LAYER_CLASSES},

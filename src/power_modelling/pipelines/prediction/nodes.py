@@ -72,25 +72,25 @@ def read_prediction_networks(
     return layers, {"networks": infos, "errors": errors}
 
 
-def _device_match(device: Mapping[str, Any] | None, card: Mapping[str, Any]) -> bool | None:
+def _device_match(device: Mapping[str, Any] | None, measured: Mapping[str, Any]) -> bool | None:
     """Whether a network's device is the models' (by name); ``None`` when it is not known."""
-    trained = (card.get("device") or {}).get("name")
+    trained = (measured.get("device") or {}).get("name")
     if not device or not trained:
         return None
     return str(device.get("name", "")).strip().lower() == str(trained).strip().lower()
 
 
 def _network_rows(
-    infos: Mapping[str, Mapping[str, Any]], model_card: Mapping[str, Any], models: str
+    infos: Mapping[str, Mapping[str, Any]], trained: Mapping[str, Any], models: str
 ) -> pd.DataFrame:
     """Per network: format, batch size, precision, the models used, its device and whether it
     matches theirs; a mismatch in device or precision is warned about."""
-    trained_device = (model_card.get("device") or {}).get("name")
-    trained_precisions = set(model_card.get("precisions") or [])
+    trained_device = (trained.get("device") or {}).get("name")
+    trained_precisions = set(trained.get("precisions") or [])
     rows = []
     for network, info in infos.items():
         device = info.get("device")
-        match = _device_match(device, model_card)
+        match = _device_match(device, trained)
         if match is False:
             logger.warning(
                 "%s runs on %s, but the models '%s' were trained on %s: its predictions are "
@@ -152,7 +152,6 @@ def report_predictions(
     layer_predictions: pd.DataFrame,
     networks: Mapping[str, Any],
     idle_power: Mapping[str, Any] | None,
-    model_card: Mapping[str, Any],
     options: Mapping[str, Any],
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
     """Per-network prediction tables, the summary (one row per network) and the ``prediction``
@@ -164,10 +163,10 @@ def report_predictions(
     """
     idle_power_w = idle_power_watts(idle_power)
     models = str(options.get("models"))
-    device = (model_card.get("device") or {}).get("name") or "an unknown device"
+    device = ((idle_power or {}).get("device") or {}).get("name") or "an unknown device"
     logger.info("Predicting with the models of '%s' (%s)", models, device)
     infos = networks["networks"]
-    summary = _summary(layer_predictions, infos, _network_rows(infos, model_card, models))
+    summary = _summary(layer_predictions, infos, _network_rows(infos, idle_power or {}, models))
     predicted = summary["status"] == PREDICTED
     for row in summary[predicted].to_dict("records"):
         log_summary(row, idle_power_w)

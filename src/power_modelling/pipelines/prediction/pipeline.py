@@ -29,7 +29,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "layer_predictions",
                     "prediction_networks",
                     "device_idle_power",
-                    "model_card",
                     "params:prediction",
                 ],
                 outputs=["predictions", "prediction_summary", "prediction_data_quality"],
