@@ -225,6 +225,7 @@ def _check_finite(matrix: np.ndarray, frame: pd.DataFrame, columns: tuple[str, .
 def _trees(
     kind: str,
     monotonic_cst: list[int],
+    *,
     random_state: int,
     n_estimators: int,
     max_features: float,
@@ -253,6 +254,21 @@ def _trees(
             random_state=random_state,
         )
     raise ValueError(f"trees '{kind}' is not one of {TREES}")
+
+
+def _tree_settings(estimator: BaseEstimator) -> dict[str, Any]:
+    """The tree settings of an estimator's parameters."""
+    return {
+        name: getattr(estimator, name)
+        for name in (
+            "random_state",
+            "n_estimators",
+            "max_features",
+            "min_samples_leaf",
+            "max_iter",
+            "learning_rate",
+        )
+    }
 
 
 def _constants(
@@ -290,13 +306,14 @@ class FixedCostRuntimeRegressor(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         layer_class: str = "convolutional",
+        *,
         monotone_features: tuple[str, ...] | None = None,
         shape_features: tuple[str, ...] | None = None,
         device_constants: dict[str, float] | None = None,
         trees: str = "extra_trees",
         n_estimators: int = 200,
         max_features: float = 1.0,
-        min_samples_leaf: int = 2,
+        min_samples_leaf: int = 1,
         max_iter: int = 200,
         learning_rate: float = 0.05,
         extrapolation_decay: float = 1.0,
@@ -351,12 +368,7 @@ class FixedCostRuntimeRegressor(RegressorMixin, BaseEstimator):
         self.trees_ = _trees(
             self.trees,
             [int(self._constrained())] * len(monotone) + [0] * len(shape),
-            self.random_state,
-            self.n_estimators,
-            self.max_features,
-            self.min_samples_leaf,
-            self.max_iter,
-            self.learning_rate,
+            **_tree_settings(self),
         ).fit(features, log_fixed)
         self.device_constants_ = constants
         self.monotone_features_ = monotone
@@ -413,6 +425,7 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         layer_class: str = "convolutional",
+        *,
         trend: str = "blend",
         shape_features: tuple[str, ...] | None = None,
         device_constants: dict[str, float] | None = None,
@@ -461,7 +474,7 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         )
         return np.column_stack(
             [
-                np.log(work / trend),
+                np.log(np.maximum(work / trend, 1e-12)),
                 np.log1p(work / self.device_constants_["trend_floor_ms"]),
                 np.log(frame["batch_size"].to_numpy(dtype="float64")),
             ]
@@ -489,13 +502,18 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         _check_finite(shape_matrix, frame, shape, context)
         rates = self._rates(frame)
         if self.trend == "throughput":
-            # power rises with the utilisation (bounded: the trend saturates): slope >= 0
+            # power rises with the utilisation (bounded: the trend saturates): slope >= 0;
+            # log u is clipped to the trained range at prediction (bounded both ways)
+            self.log_utilisation_range_ = np.array([rates[:, 0].min(), 0.0])
             design = np.column_stack([rates[:, 0], np.ones(len(frame))])
             self.coef_ = lsq_linear(design, log_power, bounds=([0.0, -np.inf], [np.inf, np.inf])).x
             residual = log_power - design @ self.coef_
             features = np.hstack([rates, shape_matrix])
             constraint = [1, 1, 1] + [0] * len(shape)
         else:
+            # inputs clipped to the trained range at prediction: a linear trend in log features
+            # would otherwise grow without bound outside it (power saturates)
+            self.shape_range_ = np.vstack([shape_matrix.min(axis=0), shape_matrix.max(axis=0)])
             self.scaler_ = StandardScaler().fit(shape_matrix)
             self.lasso_ = LassoCV(cv=5, alphas=50, max_iter=10000, tol=1e-6).fit(
                 self.scaler_.transform(shape_matrix), log_power
@@ -506,12 +524,7 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         self.trees_ = _trees(
             self.trees,
             constraint,
-            self.random_state,
-            self.n_estimators,
-            self.max_features,
-            self.min_samples_leaf,
-            self.max_iter,
-            self.learning_rate,
+            **_tree_settings(self),
         ).fit(features, residual)
         self.shape_features_ = shape
         self.residual_range_ = np.array([residual.min(), residual.max()])
@@ -530,11 +543,12 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         shape_matrix = _matrix(frame, self.shape_features_)
         if self.trend == "throughput":
             rates = self._rates(frame)
-            base = np.column_stack([rates[:, 0], np.ones(len(frame))]) @ self.coef_
+            log_u = np.clip(rates[:, 0], *self.log_utilisation_range_)
+            base = np.column_stack([log_u, np.ones(len(frame))]) @ self.coef_
             features = np.hstack([rates, shape_matrix])
         else:
-            filled = np.nan_to_num(shape_matrix)
-            base = self.lasso_.predict(self.scaler_.transform(filled))
+            clipped = np.clip(np.nan_to_num(shape_matrix), *self.shape_range_)
+            base = self.lasso_.predict(self.scaler_.transform(clipped))
             features = shape_matrix
         usable = np.isfinite(features).all(axis=1)
         residual = np.full(len(frame), np.nan)
