@@ -11,7 +11,11 @@ saved with the models:
 - ``nn``: a nearest-neighbour distance scale in standardised ``log1p`` feature space. The
   threshold is calibrated by grouped cross-validation: the ``distance_quantile`` (0.99) of
   the distances from each CNN's layers to the nearest layer of the *other* CNNs, i.e. how far
-  a layer of an unseen network usually is from the training set.
+  a layer of an unseen network usually is from the training set. The median of these is 0
+  (the same layer configurations recur across a family), so lower quantiles would flag a
+  third of the bundled CNNs' layers in leave-one-CNN-out; at 0.99 it flags 19 of 453 (LeNet's
+  tiny layers, ConvNeXt-base's widest, AlexNet's 11x11), and 191 when whole families are
+  held out.
 
 ``assess(features, domain)`` returns, vectorised, ``in_domain`` (bool per row) and
 ``domain_note`` (``""`` in domain, else the reasons joined by ``"; "``), e.g.
