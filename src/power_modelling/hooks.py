@@ -250,8 +250,9 @@ class ServedModelHook:
         from power_modelling.pipelines.inference.pipeline import (  # noqa: PLC0415
             model_datasets,
         )
+        from power_modelling.serving import JSON_INPUTS  # noqa: PLC0415
 
-        inputs = [*model_datasets().values(), "device_idle_power"]
+        inputs = [*model_datasets().values(), *JSON_INPUTS]
         if not set(inputs) <= pipeline.all_outputs() or not _active_run():
             return  # not a training run (or not tracked)
         import mlflow  # noqa: PLC0415

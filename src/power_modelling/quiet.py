@@ -9,10 +9,12 @@ process). It only drops these exact messages; nothing else is hidden.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
 
 #: kedro-mlflow's served-model wrapper (an MLflow PythonModel).
 KEDRO_PIPELINE_MODEL = "kedro_mlflow.mlflow.kedro_pipeline_model"
@@ -99,3 +101,14 @@ def _called_from(package: str) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+@contextlib.contextmanager
+def dotted_dataset_names() -> Iterator[None]:
+    """Build nodes that read the modelling namespaces' datasets by their full, dotted names
+    (``convolutional.power_model``) outside a namespace, on purpose: Kedro's warning about
+    dots is dropped here, where it is certain to be raised first (Kedro warns once per
+    process, and the filter of :func:`silence_known_noise` may not be installed yet)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*dataset names contain '\.' characters")
+        yield

@@ -18,9 +18,7 @@ from kedro_mlflow.mlflow import KedroPipelineModel
 
 from power_modelling.datasets import SkopsModelDataset
 from power_modelling.pipelines.inference import create_pipeline
-from power_modelling.pipelines.inference.pipeline import LAYERS, model_datasets
-
-IDLE_POWER = "device_idle_power"
+from power_modelling.pipelines.inference.pipeline import JSON_INPUTS, LAYERS, model_datasets
 
 
 def served_model(trusted_types: list[str]) -> KedroPipelineModel:
@@ -30,7 +28,8 @@ def served_model(trusted_types: list[str]) -> KedroPipelineModel:
         name: SkopsModelDataset(filepath=f"{name}.skops", trusted_types=trusted_types)
         for name in model_datasets().values()
     }
-    datasets[IDLE_POWER] = JSONDataset(filepath=f"{IDLE_POWER}.json")
+    for name in JSON_INPUTS:
+        datasets[name] = JSONDataset(filepath=f"{name}.json")
     return KedroPipelineModel(
         pipeline=create_pipeline(), catalog=DataCatalog(datasets=datasets), input_name=LAYERS
     )

@@ -25,6 +25,11 @@ An estimator specification (``spec``) has the keys:
 - ``model_total_power``: overrides the target's setting for this estimator (read by the caller,
   ``nodes.fit_spec``): ``false`` learns ``log(dynamic power)``, whose power law extrapolates,
   where ``log(idle + dynamic)`` flattens at the idle power.
+
+A spec ``{physics: <layer_class>, settings: {...}}`` is instead one of the physics estimators
+of :mod:`power_modelling.core.physics_estimators`, chosen by the target: runtime = fixed cost of
+the shape + the device's marginal cost of the work, dynamic power = a saturating utilisation
+trend; both are non-decreasing in work (batch size, FLOPs, bytes) at a fixed layer shape.
 """
 
 from __future__ import annotations
@@ -78,6 +83,10 @@ class TrendResidualRegressor(RegressorMixin, BaseEstimator):
 
 def required_columns(spec: dict[str, Any]) -> list[str]:
     """Every input column an estimator built from ``spec`` reads, in order, without repeats."""
+    if spec.get("physics"):
+        from power_modelling.core.physics_features import REQUIRED_COLUMNS  # noqa: PLC0415
+
+        return list(REQUIRED_COLUMNS)
     columns = list(spec["features"])
     for term_columns in (spec.get("special_terms") or {}).values():
         columns += list(term_columns)
@@ -165,9 +174,18 @@ def _scaled(trend: dict[str, Any], random_state: int) -> Pipeline:
 
 
 def build_estimator(
-    spec: dict[str, Any], random_state: int = 42, target_shift: float = 0.0
+    spec: dict[str, Any],
+    random_state: int = 42,
+    target_shift: float = 0.0,
+    *,
+    target: str = "runtime",
+    device_constants: dict[str, float] | None = None,
 ) -> RegressorMixin:
-    """A fresh, unfitted estimator for ``spec`` (see the module docstring)."""
+    """A fresh, unfitted estimator for ``spec`` (see the module docstring); ``target`` and
+    ``device_constants`` (``fit_device_constants`` of all classes' training rows) are what a
+    physics estimator needs."""
+    if spec.get("physics"):
+        return _physics_estimator(spec, target, random_state, device_constants)
     steps: list[tuple[str, Any]] = [
         ("inputs", build_inputs(spec)),
         *_scaler_step(spec.get("scaler")),
@@ -184,3 +202,27 @@ def build_estimator(
             regressor=model, transformer=shifted_log(target_shift), check_inverse=False
         )
     return model
+
+
+def _physics_estimator(
+    spec: dict[str, Any],
+    target: str,
+    random_state: int,
+    device_constants: dict[str, float] | None,
+) -> RegressorMixin:
+    """The physics estimator of ``target`` (``runtime`` or dynamic ``power``) for the layer
+    class ``spec["physics"]``."""
+    from power_modelling.core import physics_estimators as physics  # noqa: PLC0415
+
+    kinds = {
+        "runtime": physics.FixedCostRuntimeRegressor,
+        "power": physics.ThroughputPowerRegressor,
+    }
+    if target not in kinds:
+        raise ValueError(f"physics estimators model {list(kinds)}, not {target!r}")
+    return kinds[target](
+        spec["physics"],
+        device_constants=device_constants,
+        random_state=random_state,
+        **(spec.get("settings") or {}),
+    )

@@ -61,7 +61,15 @@ DEVICE_CONSTANT_KEYS = (
 )
 
 _POOLING_TYPES = (("MAX", "max"), ("AVG", "av"), ("LP", "lp"))  # (label, lower-case marker)
-_REQUIRED = ("layer_class", "batch_size", "flops", "input_bytes", "output_bytes", "weight_bytes")
+#: The feature columns the physics features (and estimators) start from.
+REQUIRED_COLUMNS = (
+    "layer_class",
+    "batch_size",
+    "flops",
+    "input_bytes",
+    "output_bytes",
+    "weight_bytes",
+)
 
 
 def add_physics_features(features: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +82,7 @@ def add_physics_features(features: pd.DataFrame) -> pd.DataFrame:
     present, else the pooling type is read from ``layer_type`` (``MaxPool2d``,
     ``AdaptiveAvgPool2d``, ...).
     """
-    missing = [c for c in _REQUIRED if c not in features.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in features.columns]
     if missing:
         raise KeyError(
             f"add_physics_features: column(s) {missing} missing; expected a build_features "

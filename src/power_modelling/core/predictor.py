@@ -116,6 +116,8 @@ def predict_layers(
     descriptions: pd.DataFrame,
     models: Mapping[str, Estimator],
     idle_power_w: float | None = None,
+    domain: Mapping[str, Any] | None = None,
+    calibrations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Per-layer predictions, one row per description row, ``other`` included.
 
@@ -124,6 +126,12 @@ def predict_layers(
     ``power_prediction`` (dynamic W), ``runtime_prediction`` (ms per execution), ``problem``
     and ``power_total_prediction`` (= dynamic + idle) when ``idle_power_w`` is known. Layers of
     class ``other`` keep empty (NaN) predictions.
+
+    With the models' applicability ``domain`` (``core.domain.fit_domain``) every modelled layer
+    gets ``in_domain`` and a ``domain_note`` (why not: ``batch_size 8 outside trained [1, 1]``);
+    with the conformal ``calibrations`` (``{layer_class: {target: ...}}``,
+    ``core.intervals.fit_conformal``) 90 % intervals ``runtime_lo/hi`` (ms) and
+    ``power_lo/hi`` (dynamic W).
 
     Bad input is isolated, not fatal: a layer with impossible or absurd sizes
     (``features.layer_problems``, ``features.size_problems``) gets no prediction and its
@@ -152,7 +160,45 @@ def predict_layers(
             table.loc[rows, predicted.columns] = predicted
     table["problem"] = pd.Series(problems.to_numpy(), dtype=object).where(problems.notna(), None)
     _log_problems(table)
+    if domain is not None:
+        _add_domain(table, features, domain)
+    if calibrations is not None:
+        _add_intervals(table, features.index, calibrations)
     return with_idle_power(table, idle_power_w)
+
+
+def _add_domain(table: pd.DataFrame, features: pd.DataFrame, domain: Mapping[str, Any]) -> None:
+    """``in_domain`` / ``domain_note`` of the modelled layers (empty for the others)."""
+    from power_modelling.core.domain import assess  # noqa: PLC0415
+
+    table["in_domain"] = pd.Series(pd.NA, index=table.index, dtype="boolean")
+    table["domain_note"] = pd.Series(None, index=table.index, dtype=object)
+    modelled = features.index[features["layer_class"].isin(LAYER_CLASSES)]
+    if len(modelled):
+        in_domain, notes = assess(features.loc[modelled], dict(domain))
+        table.loc[modelled, "in_domain"] = in_domain
+        table.loc[modelled, "domain_note"] = [note or None for note in notes]
+
+
+def _add_intervals(
+    table: pd.DataFrame, predicted: pd.Index, calibrations: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """90 % conformal intervals of every modelled layer's runtime and dynamic power."""
+    from power_modelling.core.intervals import conformal_intervals  # noqa: PLC0415
+
+    for target in TARGETS:
+        table[f"{target}_lo"] = np.nan
+        table[f"{target}_hi"] = np.nan
+    for layer_class in LAYER_CLASSES:
+        rows = predicted[table.loc[predicted, "layer_class"].to_numpy() == layer_class]
+        for target in TARGETS:
+            calibration = (calibrations.get(layer_class) or {}).get(target)
+            if len(rows) and calibration:
+                lo, hi = conformal_intervals(
+                    table.loc[rows, f"{target}_prediction"].to_numpy(), calibration
+                )
+                table.loc[rows, f"{target}_lo"] = np.clip(lo, 0.0, None)
+                table.loc[rows, f"{target}_hi"] = hi
 
 
 def _log_problems(table: pd.DataFrame) -> None:

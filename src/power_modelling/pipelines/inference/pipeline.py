@@ -13,10 +13,13 @@ from kedro.pipeline import Node, Pipeline
 
 from power_modelling.core.layers import LAYER_CLASSES, TARGETS, model_key
 from power_modelling.pipelines.inference.nodes import predict_layers
+from power_modelling.quiet import dotted_dataset_names
 
 #: The free input (layer descriptions, ``network`` column optional) and output of the template.
 LAYERS = "prediction_layers"
 PREDICTIONS = "layer_predictions"
+#: The model set's JSON datasets the inference reads beside the six models.
+JSON_INPUTS = ("device_idle_power", "applicability_domain", "prediction_intervals")
 #: Catalog name of a fitted model written by the modelling pipeline.
 MODEL_DATASET = "{layer_class}.{target}_model"
 
@@ -31,8 +34,17 @@ def model_datasets() -> dict[str, str]:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``prediction_layers`` + models + ``device_idle_power`` → ``layer_predictions``."""
-    inputs = {"layers": LAYERS, "idle_power": "device_idle_power", **model_datasets()}
-    return Pipeline(
-        [Node(predict_layers, inputs, PREDICTIONS, name="predict_layers", tags={"inference"})]
-    )
+    """``prediction_layers`` + the model set (six models, ``device_idle_power``,
+    ``applicability_domain``, ``prediction_intervals``) → ``layer_predictions``."""
+    with dotted_dataset_names():
+        idle_power, domain, intervals = JSON_INPUTS
+        inputs = {
+            "layers": LAYERS,
+            "idle_power": idle_power,
+            "domain": domain,
+            "intervals": intervals,
+            **model_datasets(),
+        }
+        return Pipeline(
+            [Node(predict_layers, inputs, PREDICTIONS, name="predict_layers", tags={"inference"})]
+        )

@@ -22,12 +22,14 @@ from threadpoolctl import threadpool_limits
 
 from power_modelling.core import charts
 from power_modelling.core.estimators import build_estimator, required_columns
+from power_modelling.core.intervals import fit_conformal
 from power_modelling.core.layers import REPORTED_TARGETS
 from power_modelling.core.metrics import (
     SELECTION_METRICS,
     regression_metrics,
     selection_loss,
 )
+from power_modelling.core.physics_features import fit_device_constants
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +116,9 @@ def fit_spec(
     spec: dict[str, Any],
     target_params: dict[str, Any],
     random_state: int,
+    *,
     threads: int = 1,
+    device_constants: dict[str, float] | None = None,
 ) -> RegressorMixin:
     """Build the estimator of ``spec`` and fit it on the rows of ``train`` with a target."""
     target = target_params["target"]
@@ -123,7 +127,13 @@ def fit_spec(
         raise KeyError(f"Feature columns {missing} missing from the training table")
     shift = _target_shift(train, target_params, spec)
     spec = _cv_within_rows(spec, len(train), target)
-    estimator = build_estimator(spec, random_state=random_state, target_shift=shift)
+    estimator = build_estimator(
+        spec,
+        random_state=random_state,
+        target_shift=shift,
+        target=target,
+        device_constants=device_constants,
+    )
     y = _clip_for_log(train[target], spec, shift, float(target_params.get("log_floor", 1e-6)))
     # BLAS threads: `evaluation.threads` (many small fits gain nothing from more). Coordinate
     # descent at the smallest of the 500 alphas rarely converges on collinear degree-3 terms:
@@ -137,7 +147,7 @@ def fit_spec(
             "%s: coordinate descent stopped at max_iter in %d of the CV fits (%s)",
             target,
             unconverged,
-            spec.get("regressor", {}).get("type", "estimator"),
+            (spec.get("regressor") or {}).get("type", "estimator"),
         )
     for other in (w for w in caught if not issubclass(w.category, ConvergenceWarning)):
         warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
@@ -154,8 +164,15 @@ def _score(frame: pd.DataFrame, predicted: np.ndarray, target: str, floors: dict
     return scores
 
 
-def _checked_selection(target: str, selection: dict[str, str]) -> dict[str, str]:
-    """``selection`` ({target, metric}) when it names a scored target and a known metric."""
+def _checked_selection(target: str, selection: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``selection`` ({target, metric[, eligible]}) when it names a scored target, a known
+    metric and, if given, estimators that exist (``eligible``: the only ones that may be
+    chosen; the others are cross-validated for comparison)."""
+    unknown = [name for name in selection.get("eligible") or [] if name not in names]
+    if unknown:
+        raise ValueError(
+            f"selection.eligible of the '{target}' model names {unknown}, not among {names}"
+        )
     targets = [target, "power_total"] if target == "power" else [target]
     if selection["target"] not in targets:
         raise ValueError(
@@ -172,17 +189,24 @@ def _checked_selection(target: str, selection: dict[str, str]) -> dict[str, str]
 
 # ----------------------------------------------------------------------------- nodes
 def cross_validate_candidates(
-    train: pd.DataFrame, target_params: dict[str, Any], evaluation: dict[str, Any]
+    train: pd.DataFrame,
+    target_params: dict[str, Any],
+    evaluation: dict[str, Any],
+    device_constants: dict[str, float],
 ) -> dict[str, Any]:
     """Grouped cross-validation (``GroupKFold`` by CNN model) of the baseline and every
     candidate; picks the best ``selection.metric`` on ``selection.target`` (the lowest error,
-    or the highest ``r2`` / ``within_10pct``).
+    or the highest ``r2`` / ``within_10pct``) among the ``selection.eligible`` ones (default:
+    all).
 
-    Returns a JSON-able report: ``selected``, ``selection``, rows used / left out, and per
-    candidate the out-of-fold metrics (``power`` also gives ``power_total``) and fit seconds.
+    Returns a JSON-able report: ``selected``, ``selection``, rows used / left out, per
+    candidate the out-of-fold metrics (``power`` also gives ``power_total``) and fit seconds,
+    and ``calibration``: the chosen estimator's out-of-fold log residuals, from which the
+    prediction intervals are made (held-out CNNs: the width reflects unseen networks).
     """
     target = target_params["target"]
-    selection = _checked_selection(target, target_params["selection"])
+    specs = _specs(target_params)
+    selection = _checked_selection(target, target_params["selection"], list(specs))
     rows = _trainable_rows(train, target, f"cross-validation of '{target}'")
     groups = rows[evaluation["group_column"]]
     n_splits = min(int(evaluation["cv_folds"]), groups.nunique())
@@ -192,12 +216,21 @@ def cross_validate_candidates(
     seed = int(evaluation["random_state"])
     threads = int(evaluation.get("threads", 1))
     candidates: dict[str, Any] = {}
-    for name, spec in _specs(target_params).items():
+    out_of_fold: dict[str, np.ndarray] = {}
+    for name, spec in specs.items():
         started = time.perf_counter()
         predicted = np.full(len(rows), np.nan)
         for train_index, test_index in folds:
-            model = fit_spec(rows.iloc[train_index], spec, target_params, seed, threads)
+            model = fit_spec(
+                rows.iloc[train_index],
+                spec,
+                target_params,
+                seed,
+                threads=threads,
+                device_constants=device_constants,
+            )
             predicted[test_index] = model.predict(rows.iloc[test_index])
+        out_of_fold[name] = predicted
         seconds = time.perf_counter() - started
         candidates[name] = {
             **_score(rows, predicted, target, evaluation["percentage_floor"]),
@@ -215,10 +248,14 @@ def cross_validate_candidates(
         metric = selection["metric"]
         return selection_loss(metric, candidates[name][selection["target"]][metric])
 
-    selected = min(candidates, key=criterion)  # ties: the first listed (the baseline)
+    eligible = selection.get("eligible") or list(candidates)
+    selected = min(eligible, key=criterion)  # ties: the first listed
     logger.info(
         "'%s': selected %s by %s of %s", target, selected, selection["metric"], selection["target"]
     )
+    # total power's residuals for power (the shift): its log is what the models are good at
+    shift = float(np.nanmedian(_idle_power(rows))) if target == "power" else 0.0
+    calibration = fit_conformal(rows[target].to_numpy(), out_of_fold[selected], shift=shift)
     return {
         "target": target,
         "selected": selected,
@@ -228,6 +265,7 @@ def cross_validate_candidates(
         "n_rows": len(rows),
         "n_rows_without_target": len(train) - len(rows),
         "candidates": candidates,
+        "calibration": calibration,
     }
 
 
@@ -236,6 +274,7 @@ def fit_selected_model(
     target_params: dict[str, Any],
     cv_report: dict[str, Any],
     evaluation: dict[str, Any],
+    device_constants: dict[str, float],
 ) -> tuple[RegressorMixin, RegressorMixin]:
     """Fit the estimator chosen by cross-validation on the whole training set.
 
@@ -249,7 +288,8 @@ def fit_selected_model(
         spec,
         target_params,
         int(evaluation["random_state"]),
-        int(evaluation.get("threads", 1)),
+        threads=int(evaluation.get("threads", 1)),
+        device_constants=device_constants,
     )
     return model, model
 
@@ -266,7 +306,7 @@ def fit_baseline_model(
         target_params["baseline"],
         target_params,
         int(evaluation["random_state"]),
-        int(evaluation.get("threads", 1)),
+        threads=int(evaluation.get("threads", 1)),
     )
 
 
@@ -348,3 +388,17 @@ def plot_predicted_vs_measured(predictions: pd.DataFrame) -> tuple[Figure, Figur
         charts.predicted_vs_measured(predictions[predictions["target"] == t], t)
         for t in REPORTED_TARGETS
     )
+
+
+def estimate_device_constants(*training_tables: pd.DataFrame) -> dict[str, float]:
+    """The device's constants (peak FLOP/ms, bandwidth bytes/ms, launch floor, runtime trend)
+    estimated from the measured layers of every class's training table, once for all the
+    physics estimators (fitted per class, pooling's few layers would set its own roofline)."""
+    table = pd.concat([t for t in training_tables if not t.empty], ignore_index=True, sort=False)
+    constants = fit_device_constants(table)
+    logger.info(
+        "Device constants from %d training layers: %s",
+        len(table),
+        ", ".join(f"{k} {v:.4g}" for k, v in constants.items()),
+    )
+    return constants

@@ -14,6 +14,7 @@ from kedro.pipeline import Node, Pipeline
 from power_modelling.core.layers import LAYER_CLASSES, REPORTED_TARGETS, TARGETS
 from power_modelling.pipelines.modelling.nodes import (
     cross_validate_candidates,
+    estimate_device_constants,
     fit_baseline_model,
     fit_selected_model,
     plot_predicted_vs_measured,
@@ -21,6 +22,7 @@ from power_modelling.pipelines.modelling.nodes import (
     predict_test_set,
     report_metrics,
 )
+from power_modelling.quiet import dotted_dataset_names
 
 
 def _target_nodes(target: str) -> list:
@@ -28,13 +30,24 @@ def _target_nodes(target: str) -> list:
     return [
         Node(
             cross_validate_candidates,
-            inputs=["model_input_train", f"params:{target}", "params:evaluation"],
+            inputs=[
+                "model_input_train",
+                f"params:{target}",
+                "params:evaluation",
+                "device_constants",
+            ],
             outputs=f"{target}_cv",
             name=f"cross_validate_candidates_{target}",
         ),
         Node(
             fit_selected_model,
-            inputs=["model_input_train", f"params:{target}", f"{target}_cv", "params:evaluation"],
+            inputs=[
+                "model_input_train",
+                f"params:{target}",
+                f"{target}_cv",
+                "params:evaluation",
+                "device_constants",
+            ],
             outputs=[f"{target}_model", f"{target}_model_mlflow"],
             name=f"fit_selected_model_{target}",
         ),
@@ -87,16 +100,29 @@ def create_template() -> Pipeline:
 
 def create_pipeline(**kwargs) -> Pipeline:
     """The template once per layer class, each in its own namespace."""
-    template = create_template()
-    return sum(
-        (
-            Pipeline(
-                template,
-                namespace=layer_class,
-                parameters={"params:evaluation": "params:evaluation"},
-                tags={"modelling", layer_class},
-            )
-            for layer_class in LAYER_CLASSES
-        ),
-        Pipeline([]),
-    )
+    with dotted_dataset_names():
+        template = create_template()
+        constants = Pipeline(
+            [
+                Node(
+                    estimate_device_constants,
+                    inputs=[f"{layer_class}.model_input_train" for layer_class in LAYER_CLASSES],
+                    outputs="device_constants",
+                    name="estimate_device_constants",
+                    tags={"modelling"},
+                )
+            ]
+        )
+        return constants + sum(
+            (
+                Pipeline(
+                    template,
+                    namespace=layer_class,
+                    inputs={"device_constants": "device_constants"},
+                    parameters={"params:evaluation": "params:evaluation"},
+                    tags={"modelling", layer_class},
+                )
+                for layer_class in LAYER_CLASSES
+            ),
+            Pipeline([]),
+        )

@@ -50,6 +50,27 @@ def device_idle_power(
     }
 
 
+def fit_applicability_domain(*training_tables: pd.DataFrame) -> dict[str, Any]:
+    """What the training set covered, per layer class (feature ranges, categories seen such
+    as batch sizes and pooling types, a nearest-neighbour distance scale calibrated by
+    leave-one-CNN-out): every prediction is checked against it (``in_domain``)."""
+    from power_modelling.core.domain import fit_domain  # noqa: PLC0415
+
+    table = pd.concat([t for t in training_tables if not t.empty], ignore_index=True)
+    return fit_domain(table, table["model"].astype(str))
+
+
+def collect_interval_calibrations(**cv_reports: Mapping[str, Any]) -> dict[str, Any]:
+    """``{layer_class: {target: calibration}}`` from the grouped-CV reports
+    (``<layer_class>_<target>``): the chosen estimators' out-of-fold residuals, from which the
+    inference makes 90 % conformal intervals."""
+    calibrations: dict[str, Any] = {}
+    for key, report in cv_reports.items():
+        layer_class, target = key.rsplit("_", 1)
+        calibrations.setdefault(layer_class, {})[target] = report["calibration"]
+    return calibrations
+
+
 def select_test_layers(layer_descriptions: Partitions, *test_tables: pd.DataFrame) -> pd.DataFrame:
     """The layer descriptions of the held-out test CNNs (those of the test tables), one table
     with a ``network`` column: the inference's input for the network-level evaluation."""
