@@ -175,3 +175,32 @@ def _log_table(networks: Mapping[str, dict], mean: Mapping[str, float]) -> None:
         )
     lines.append("mean accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in mean.items()))
     logger.info("Network-level accuracy on the test CNNs:\n%s", "\n".join(lines))
+
+
+def interval_coverage(
+    test_tables: Mapping[str, pd.DataFrame], predictions: pd.DataFrame
+) -> dict[str, dict[str, Any]]:
+    """Share of the held-out test layers whose measured runtime / dynamic power lies inside
+    its 90 % interval, per layer class and target (``n``: layers with a measurement and an
+    interval). Empty without intervals."""
+    if not {"runtime_lo", "runtime_hi", "power_lo", "power_hi"} <= set(predictions.columns):
+        return {}
+    bounds = predictions[
+        ["network", "layer_name", "runtime_lo", "runtime_hi", "power_lo", "power_hi"]
+    ].rename(columns={"network": "model"})
+    coverage: dict[str, dict[str, Any]] = {}
+    for layer_class, table in test_tables.items():
+        if table.empty:
+            continue
+        rows = table[["model", "layer_name", "power", "runtime"]].merge(
+            bounds, on=["model", "layer_name"], how="inner"
+        )
+        coverage[layer_class] = {}
+        for target in ("runtime", "power"):
+            usable = rows[[target, f"{target}_lo", f"{target}_hi"]].dropna()
+            inside = usable[target].between(usable[f"{target}_lo"], usable[f"{target}_hi"])
+            coverage[layer_class][target] = {
+                "coverage": float(inside.mean()) if len(usable) else float("nan"),
+                "n": len(usable),
+            }
+    return coverage

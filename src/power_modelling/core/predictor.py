@@ -267,11 +267,27 @@ def summarise_networks(predictions: pd.DataFrame) -> pd.DataFrame:
             "bad_layers": bad.astype(int),
         }
     )
+    extras = []
+    if "in_domain" in predictions:  # count-weighted modelled layers outside the domain
+        outside = modelled & predictions["in_domain"].eq(False).fillna(False).to_numpy()
+        parts["layers_out_of_domain"] = count.where(outside, 0.0)
+        extras.append("layers_out_of_domain")
+    if {"runtime_lo", "runtime_hi", "power_lo", "power_hi"} <= set(predictions.columns):
+        # network totals of the 90 % bounds: comonotone (every layer at its bound at once),
+        # so the interval is conservative; runtime and energy are sums of layer terms
+        for bound in ("lo", "hi"):
+            runtime = count * predictions[f"runtime_{bound}"]
+            parts[f"runtime_{bound}_ms"] = runtime.where(modelled, 0.0)
+            parts[f"energy_{bound}_mj"] = (runtime * predictions[f"power_{bound}"]).where(
+                modelled, 0.0
+            )
+        extras += ["runtime_lo_ms", "runtime_hi_ms", "energy_lo_mj", "energy_hi_mj"]
     summary = parts.groupby("network", sort=False).sum().reset_index()
     runtime = summary["total_runtime_ms"]
     summary["avg_power_w"] = (summary["energy_mj"] / runtime).where(runtime > 0)
-    for column in ("layers_predicted", "layers_other"):
-        summary[column] = summary[column].astype("int64")
+    for column in ("layers_predicted", "layers_other", *extras[:1]):
+        if column in summary:
+            summary[column] = summary[column].astype("int64")
     first_bad = (
         ("layer '" + predictions["layer_name"].astype(str) + "': " + problem.astype(str))[bad]
         .groupby(predictions["network"][bad].to_numpy(), sort=False)
@@ -293,8 +309,10 @@ def summarise_networks(predictions: pd.DataFrame) -> pd.DataFrame:
         for row in summary.itertuples()
     ]
     unpredicted = summary["status"] != PREDICTED
-    summary.loc[unpredicted, ["total_runtime_ms", "avg_power_w", "energy_mj"]] = np.nan
-    return summary[list(SUMMARY_COLUMNS)]
+    totals = ["total_runtime_ms", "avg_power_w", "energy_mj", *extras[-4:]]
+    totals = [column for column in totals if column in summary and column != "layers_out_of_domain"]
+    summary.loc[unpredicted, totals] = np.nan
+    return summary[[*SUMMARY_COLUMNS, *extras]]
 
 
 def _note(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from power_modelling.core.evaluation import network_accuracy
+from power_modelling.core.evaluation import interval_coverage, network_accuracy
 from power_modelling.core.features import precision_of
 from power_modelling.core.layers import LAYER_CLASSES, REPORTED_TARGETS
 from power_modelling.core.predictor import idle_power_watts
@@ -97,9 +97,20 @@ def evaluate_networks(
 ) -> dict[str, Any]:
     """Network-level accuracy of the predictions on the held-out test CNNs; keyword arguments
     are the ``<layer_class>`` test tables (measured per-layer power and runtime)."""
-    return network_accuracy(
+    section = network_accuracy(
         test_tables, layer_predictions, run_metadata, idle_power_watts(idle_power)
     )
+    coverage = interval_coverage(test_tables, layer_predictions)
+    if coverage:
+        section["interval_coverage"] = coverage
+        logger.info(
+            "90 %% intervals on the test layers cover: %s",
+            "; ".join(
+                f"{cls} runtime {c['runtime']['coverage']:.0%}, power {c['power']['coverage']:.0%}"
+                for cls, c in coverage.items()
+            ),
+        )
+    return section
 
 
 def build_model_card(

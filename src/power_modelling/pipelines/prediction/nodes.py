@@ -148,6 +148,32 @@ def _summary(
     return summary
 
 
+def _warn_out_of_domain(layer_predictions: pd.DataFrame) -> dict[str, int]:
+    """One warning per network with layers outside the models' applicability domain: how
+    many and the most frequent reason. Returns ``{network: layers}`` for data_quality."""
+    if "in_domain" not in layer_predictions:
+        return {}
+    outside = layer_predictions[layer_predictions["in_domain"].eq(False).fillna(False)]
+    counts = {}
+    for network, rows in outside.groupby("network", sort=False):
+        counts[str(network)] = len(rows)
+        reason = rows["domain_note"].dropna().str.split("; ").explode().value_counts()
+        logger.warning(
+            "%s: %d of %d modelled layer(s) outside what the models were trained on (mostly: "
+            "%s): their predictions are extrapolations, see in_domain / domain_note",
+            network,
+            len(rows),
+            int(
+                (
+                    (layer_predictions["network"] == network)
+                    & layer_predictions["in_domain"].notna()
+                ).sum()
+            ),
+            reason.index[0] if len(reason) else "far from every training layer",
+        )
+    return counts
+
+
 def report_predictions(
     layer_predictions: pd.DataFrame,
     networks: Mapping[str, Any],
@@ -172,6 +198,7 @@ def report_predictions(
         log_summary(row, idle_power_w)
     for row in summary[~predicted].to_dict("records"):
         logger.error("%s not predicted (%s): %s", row["network"], row["status"], row["note"])
+    out_of_domain = _warn_out_of_domain(layer_predictions)
     errors = networks["errors"]
     if errors:
         logger.error(
@@ -200,6 +227,7 @@ def report_predictions(
         "layers_bad_input": int(layer_predictions.get("problem", pd.Series()).notna().sum()),
         "models": models,
         "device_mismatches": int((summary["device_match"] == False).sum()),  # noqa: E712
+        "layers_out_of_domain": out_of_domain,
         "idle_power_w": idle_power_w,
     }
     return tables, summary, quality
