@@ -82,20 +82,22 @@ def tiny_engine() -> dict:
     return copy.deepcopy(TINY_ENGINE)
 
 
-def expected_columns(with_idle: bool) -> list[str]:
+def expected_columns(with_idle: bool, model_set: bool = False) -> list[str]:
+    """Columns of a per-layer prediction table (``model_set``: predicted with a whole model
+    set, i.e. with its applicability domain and interval calibration)."""
     columns = ["layer_name", "layer_type", "layer_class", "count"]
     columns += ["power_prediction", "runtime_prediction", "problem"]
+    if model_set:
+        columns += ["in_domain", "domain_note", "power_lo", "power_hi", "runtime_lo", "runtime_hi"]
     return columns + (["power_total_prediction"] if with_idle else [])
 
 
 def install_standin_models(
-    project,
-    models: str = "h200_isolated_v1",
-    idle_w: float | None = None,
-    device: str = "NVIDIA H200",
+    project, models: str = "h200_isolated_v1", idle_w: float | None = None, device: str = "H200"
 ) -> None:
     """Write the stand-ins as the model set ``data/06_models/<models>/`` of ``project``: the
-    six skops files and the measured device (idle power ``None``: unknown)."""
+    six skops files, the measured device (idle power ``None``: unknown), and an empty
+    applicability domain and interval calibration (``in_domain`` and the bounds stay empty)."""
     import json  # noqa: PLC0415
 
     from power_modelling.datasets import SkopsModelDataset  # noqa: PLC0415
@@ -103,13 +105,10 @@ def install_standin_models(
     folder = project / "data" / "06_models" / models
     for key, model in standin_models().items():
         SkopsModelDataset(str(folder / f"{key}.skops")).save(model)
+    (folder / "applicability_domain.json").write_text(json.dumps({"version": 1, "classes": {}}))
+    (folder / "prediction_intervals.json").write_text(json.dumps({}))
     idle_uw = None if idle_w is None else idle_w * 1e6
+    measured = {"device": {"name": device}, "precisions": ["FP16"], "batch_sizes": [1]}
     (folder / "device_idle_power.json").write_text(
-        json.dumps({"avg_idle_power_uw": idle_uw, "source": "test"})
+        json.dumps({"avg_idle_power_uw": idle_uw, "source": "test", **measured})
     )
-    card = {
-        "raw_dataset": models,
-        "device": {"name": device, "kind": "nvml"},
-        "precisions": ["FP16"],
-    }
-    (folder / "model_card.json").write_text(json.dumps(card))

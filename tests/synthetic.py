@@ -109,10 +109,11 @@ EVALUATION = {
 }
 
 
-def small_modelling_parameters(conf) -> dict:
+def small_modelling_parameters(conf, physics: bool = True) -> dict:
     """The project's modelling parameters (``conf``: a conf folder) with tiny searches
     (seconds instead of a minute): the blocks to write to ``conf/local``, whole (Kedro replaces
-    a top-level parameter key, it does not merge into it)."""
+    a top-level parameter key, it does not merge into it). ``physics``: keep the physics
+    estimators (the chosen ones), else drop them and choose among the others."""
     from kedro.config import OmegaConfigLoader  # noqa: PLC0415
     from omegaconf.resolvers import oc  # noqa: PLC0415
 
@@ -133,6 +134,13 @@ def small_modelling_parameters(conf) -> dict:
                 "extra_trees": candidates["extra_trees"],
                 "log_lasso": candidates["log_lasso"],
             }
+            if physics:  # the chosen estimators, smaller
+                block["candidates"]["physics"] = {
+                    **candidates["physics"],
+                    "settings": {"n_estimators": 20},
+                }
+            else:  # tables without the geometry of every class: the others only
+                block["selection"].pop("eligible", None)
             block["candidates"]["extra_trees"]["regressor"]["n_estimators"] = 10
             block["candidates"]["log_lasso"]["regressor"].update(alphas=5, cv=3)
     return {key: parameters[key] for key in ("evaluation", *LAYER_CLASSES)}

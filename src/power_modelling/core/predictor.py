@@ -173,7 +173,9 @@ def _add_domain(table: pd.DataFrame, features: pd.DataFrame, domain: Mapping[str
 
     table["in_domain"] = pd.Series(pd.NA, index=table.index, dtype="boolean")
     table["domain_note"] = pd.Series(None, index=table.index, dtype=object)
-    modelled = features.index[features["layer_class"].isin(LAYER_CLASSES)]
+    # the classes the domain describes (a model set without one leaves in_domain empty)
+    covered = [c for c in LAYER_CLASSES if c in (domain.get("classes") or {})]
+    modelled = features.index[features["layer_class"].isin(covered)]
     if len(modelled):
         in_domain, notes = assess(features.loc[modelled], dict(domain))
         table.loc[modelled, "in_domain"] = in_domain

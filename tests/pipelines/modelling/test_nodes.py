@@ -122,3 +122,23 @@ def test_selection_by_a_higher_is_better_metric_picks_the_highest(conv_table):
     report = cross_validate_candidates(conv_table, params, EVALUATION)
     r2 = {name: c["power"]["r2"] for name, c in report["candidates"].items()}
     assert r2[report["selected"]] == max(r2.values())
+
+
+def test_only_eligible_estimators_are_chosen_and_their_residuals_calibrate_intervals(conv_table):
+    params = small_target_params("runtime")
+    free = cross_validate_candidates(conv_table, params, EVALUATION)
+    assert free["selected"] != "baseline"  # on this table another estimator wins...
+    params = {**params, "selection": {**params["selection"], "eligible": ["baseline"]}}
+    report = cross_validate_candidates(conv_table, params, EVALUATION)
+    assert report["selected"] == "baseline"  # ...but only the eligible one may be chosen
+    assert report["candidates"].keys() == free["candidates"].keys()  # all still compared
+    calibration = report["calibration"]
+    # rows with a positive measurement and prediction (log residuals)
+    assert 0 < calibration["n"] <= report["n_rows"] and calibration["shift"] == 0.0
+    assert len(calibration["residuals"]) == calibration["n"]
+    with pytest.raises(ValueError, match=r"selection.eligible .* names \['nope'\]"):
+        cross_validate_candidates(
+            conv_table,
+            {**params, "selection": {**params["selection"], "eligible": ["nope"]}},
+            EVALUATION,
+        )

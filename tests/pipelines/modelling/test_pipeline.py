@@ -57,7 +57,7 @@ def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project
 
     project = kedro_project(models=("lenet",))
     (project / "conf" / "local" / "parameters_modelling.yml").write_text(
-        yaml.safe_dump(small_modelling_parameters(project / "conf"))
+        yaml.safe_dump(small_modelling_parameters(project / "conf", physics=False))
     )
     table = synthetic_conv_table(n_models=5, layers=10).assign(
         input_size=lambda f: f["input_size_0"],

@@ -73,7 +73,7 @@ def test_prediction_pipeline_writes_tables_summary_and_reports_bad_files(
     assert written == [SHIPPED, "tiny"]
 
     tiny = pd.read_csv(output / "predictions" / "tiny.csv")
-    assert list(tiny.columns) == expected_columns(with_idle=False)  # no idle power known
+    assert list(tiny.columns) == expected_columns(with_idle=False, model_set=True)  # idle unknown
     assert tiny["layer_name"].tolist() == ["conv1", "pool", "relu", "fc"]
     assert tiny.loc[tiny["layer_class"] == "other", "power_prediction"].isna().all()
     shipped = pd.read_csv(output / "predictions" / f"{SHIPPED}.csv")
@@ -94,6 +94,11 @@ def test_prediction_pipeline_writes_tables_summary_and_reports_bad_files(
         "energy_mj",
         "status",
         "note",
+        "layers_out_of_domain",
+        "runtime_lo_ms",
+        "runtime_hi_ms",
+        "energy_lo_mj",
+        "energy_hi_mj",
     ]
     assert summary["status"].tolist() == ["predicted", "predicted"]
     assert summary.loc["tiny", "layers_predicted"] == 4
@@ -141,6 +146,16 @@ def _measure_idle_power() -> dict:
     return {"avg_idle_power_uw": IDLE_W * 1e6, "source": "test", "device": {"name": "H200"}}
 
 
+def _empty_domain() -> dict:
+    """Stand-in for the applicability domain: no class described, in_domain stays empty."""
+    return {"version": 1, "classes": {}}
+
+
+def _no_intervals() -> dict:
+    """Stand-in for the interval calibrations: none, the bounds stay empty."""
+    return {}
+
+
 def _fit_standins(idle_power: dict) -> tuple:
     """Stand-in for the modelling pipeline: the six fitted models, saved locally and logged
     to the MLflow run (``<layer_class>.<target>_model_mlflow``)."""
@@ -163,6 +178,8 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     training = Pipeline(
         [
             Node(_measure_idle_power, None, "device_idle_power", name="measure_idle_power"),
+            Node(_empty_domain, None, "applicability_domain", name="empty_domain"),
+            Node(_no_intervals, None, "prediction_intervals", name="no_intervals"),
             Node(
                 _fit_standins,
                 "device_idle_power",
@@ -189,7 +206,9 @@ def test_training_logs_a_servable_model_that_predicts_a_real_engine(
     engine = predict_project / "data/01_raw/predict" / f"{SHIPPED}.json"
     layers = describe_layers(json.loads(engine.read_text()), str(engine))
     predicted = served.predict(layers)
-    expected = predict_layers(layers, standin_models(), idle_power_w=IDLE_W)
+    expected = predict_layers(
+        layers, standin_models(), idle_power_w=IDLE_W, domain=_empty_domain(), calibrations={}
+    )
     pd.testing.assert_frame_equal(predicted, expected)
 
     # and the prediction pipeline reads that run's models instead of data/06_models (a
@@ -214,7 +233,7 @@ def test_prediction_finds_models_and_idle_power_from_a_subfolder(
     monkeypatch.chdir(predict_project / "notebooks")
     run_kedro(predict_project, "prediction")
     tiny = pd.read_csv(predict_project / "data/07_model_output/predictions/tiny.csv")
-    assert list(tiny.columns) == expected_columns(with_idle=True)
+    assert list(tiny.columns) == expected_columns(with_idle=True, model_set=True)
     modelled = tiny.dropna(subset=["power_prediction"])
     assert (modelled["power_total_prediction"] == modelled["power_prediction"] + IDLE_W).all()
     assert not (predict_project / "notebooks" / "data").exists()

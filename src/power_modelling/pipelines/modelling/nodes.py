@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from power_modelling.core import charts
 from power_modelling.core.estimators import build_estimator, required_columns
 from power_modelling.core.intervals import fit_conformal
-from power_modelling.core.layers import REPORTED_TARGETS
+from power_modelling.core.layers import LAYER_CLASSES, REPORTED_TARGETS
 from power_modelling.core.metrics import (
     SELECTION_METRICS,
     regression_metrics,
@@ -192,7 +192,7 @@ def cross_validate_candidates(
     train: pd.DataFrame,
     target_params: dict[str, Any],
     evaluation: dict[str, Any],
-    device_constants: dict[str, float],
+    device_constants: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Grouped cross-validation (``GroupKFold`` by CNN model) of the baseline and every
     candidate; picks the best ``selection.metric`` on ``selection.target`` (the lowest error,
@@ -274,7 +274,7 @@ def fit_selected_model(
     target_params: dict[str, Any],
     cv_report: dict[str, Any],
     evaluation: dict[str, Any],
-    device_constants: dict[str, float],
+    device_constants: dict[str, float] | None = None,
 ) -> tuple[RegressorMixin, RegressorMixin]:
     """Fit the estimator chosen by cross-validation on the whole training set.
 
@@ -392,9 +392,18 @@ def plot_predicted_vs_measured(predictions: pd.DataFrame) -> tuple[Figure, Figur
 
 def estimate_device_constants(*training_tables: pd.DataFrame) -> dict[str, float]:
     """The device's constants (peak FLOP/ms, bandwidth bytes/ms, launch floor, runtime trend)
-    estimated from the measured layers of every class's training table, once for all the
-    physics estimators (fitted per class, pooling's few layers would set its own roofline)."""
-    table = pd.concat([t for t in training_tables if not t.empty], ignore_index=True, sort=False)
+    estimated from the measured layers of every class's training table (in the order of
+    ``LAYER_CLASSES``), once for all the physics estimators (fitted per class, pooling's few
+    layers would set its own roofline)."""
+    table = pd.concat(
+        [
+            t.assign(layer_class=layer_class)
+            for layer_class, t in zip(LAYER_CLASSES, training_tables, strict=True)
+            if not t.empty
+        ],
+        ignore_index=True,
+        sort=False,
+    )
     constants = fit_device_constants(table)
     logger.info(
         "Device constants from %d training layers: %s",

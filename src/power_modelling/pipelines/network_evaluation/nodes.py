@@ -53,10 +53,18 @@ def device_idle_power(
 def fit_applicability_domain(*training_tables: pd.DataFrame) -> dict[str, Any]:
     """What the training set covered, per layer class (feature ranges, categories seen such
     as batch sizes and pooling types, a nearest-neighbour distance scale calibrated by
-    leave-one-CNN-out): every prediction is checked against it (``in_domain``)."""
+    leave-one-CNN-out): every prediction is checked against it (``in_domain``). The tables
+    come in the order of ``LAYER_CLASSES``."""
     from power_modelling.core.domain import fit_domain  # noqa: PLC0415
 
-    table = pd.concat([t for t in training_tables if not t.empty], ignore_index=True)
+    table = pd.concat(
+        [
+            t.assign(layer_class=layer_class)
+            for layer_class, t in zip(LAYER_CLASSES, training_tables, strict=True)
+            if not t.empty
+        ],
+        ignore_index=True,
+    )
     return fit_domain(table, table["model"].astype(str))
 
 
