@@ -119,7 +119,9 @@ def test_mapped_power_recovers_the_declared_power(closed_loop: Path) -> None:
         tolerance = 0.01 if dialect == "nvml" else 0.03
         for layer, watts in truth.items():
             assert samples[layer] >= 10, f"{model}/{layer}: {samples[layer]} samples"
-            measured = power.mean()[layer] / 1e6
+            # the median over cycles: on a loaded machine the sampler process sometimes lags a
+            # layer switch, and a window then holds a reading of its neighbour
+            measured = power.median()[layer] / 1e6
             errors[f"{model}/{layer}"] = measured / watts - 1
             assert measured == pytest.approx(watts, rel=tolerance), f"{model}/{layer}"
     assert len(errors) == 9 + 7  # small_cnn's unique layers (block3 = block2) + one per sweep
