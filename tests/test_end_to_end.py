@@ -178,6 +178,22 @@ def test_prediction_of_the_shipped_engine(trained_project: Path) -> None:
     energy = modelled["count"] * modelled["power_prediction"] * modelled["runtime_prediction"]
     assert row["energy_mj"] == pytest.approx(energy.sum(), rel=1e-6)
     assert row["avg_power_w"] == pytest.approx(row["energy_mj"] / row["total_runtime_ms"], rel=1e-6)
+    # every modelled layer says whether it is inside what the models were trained on, and
+    # carries its 90 % intervals; the network totals get intervals too
+    assert modelled["in_domain"].notna().all()
+    assert (modelled["runtime_lo"] <= modelled["runtime_prediction"]).all()
+    assert (modelled["runtime_prediction"] <= modelled["runtime_hi"]).all()
+    assert (modelled["power_lo"] <= modelled["power_prediction"]).all()
+    assert (modelled["power_prediction"] <= modelled["power_hi"]).all()
+    assert row["runtime_lo_ms"] <= row["total_runtime_ms"] <= row["runtime_hi_ms"]
+    assert row["energy_lo_mj"] <= row["energy_mj"] <= row["energy_hi_mj"]
+    assert row["layers_out_of_domain"] == (modelled["in_domain"] == False).sum()  # noqa: E712
+    metrics = json.loads((trained_project / "data/08_reporting/metrics.json").read_text())
+    coverage = metrics["network"]["interval_coverage"]
+    assert set(coverage) == set(LAYER_TYPES)
+    assert all(
+        0.0 <= c[t]["coverage"] <= 1.0 for c in coverage.values() for t in ("runtime", "power")
+    )
 
 
 def test_jetson_dialect_dataset_selected_at_run_time(

@@ -32,6 +32,7 @@ valid only for independent errors). The measured coverage of both is in the LOCO
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -123,6 +124,10 @@ def conformal_intervals(
     """
     shift = float(calibration["shift"] if shift is None else shift)
     predicted = np.asarray(y_pred, dtype="float64")
+    if int(calibration["n"]) < math.ceil(1.0 / (1.0 - confidence)) - 1:
+        # too few held-out residuals for this confidence: unbounded, said by the caller
+        # (crepes would warn on every call and return the same)
+        return np.full(len(predicted), -shift), np.full(len(predicted), np.inf)
     sigma = np.ones(len(predicted)) if sigma is None else np.asarray(sigma, dtype="float64")
     regressor = ConformalRegressor().fit(
         np.asarray(calibration["residuals"]), sigmas=np.asarray(calibration["sigmas"])

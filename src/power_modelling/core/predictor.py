@@ -195,6 +195,13 @@ def _add_intervals(
         rows = predicted[table.loc[predicted, "layer_class"].to_numpy() == layer_class]
         for target in TARGETS:
             calibration = (calibrations.get(layer_class) or {}).get(target)
+            if len(rows) and calibration and calibration.get("n", 0) < 9:
+                logger.info(
+                    "%s %s: %d held-out residuals are too few for 90 %% intervals: unbounded",
+                    layer_class,
+                    target,
+                    calibration.get("n", 0),
+                )
             if len(rows) and calibration:
                 lo, hi = conformal_intervals(
                     table.loc[rows, f"{target}_prediction"].to_numpy(), calibration
