@@ -33,11 +33,11 @@ def _timed(raw_dir: Path, out_dir: Path) -> dict:
     from kedro_datasets.pandas import ParquetDataset  # noqa: PLC0415
 
     from power_modelling.core.engines import describe_layers  # noqa: PLC0415
-    from power_modelling.core.raw.latency import parse_layer_latency  # noqa: PLC0415
-    from power_modelling.core.raw.power_log import parse_power_log  # noqa: PLC0415
     from power_modelling.core.mapping import (  # noqa: PLC0415
         map_power_to_windows,
     )
+    from power_modelling.core.raw.latency import parse_layer_latency  # noqa: PLC0415
+    from power_modelling.core.raw.power_log import parse_power_log  # noqa: PLC0415
 
     times = {"imports": time.perf_counter() - began}
     peak_mb = {"imports": _peak_rss_mb()}

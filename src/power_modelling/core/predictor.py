@@ -61,10 +61,16 @@ def as_layer_descriptions(layers: pd.DataFrame) -> pd.DataFrame:
     for column in ("groups", "count"):
         frame[column] = frame[column].fillna(defaults[column]).astype("int64")
     for column in ("input_dims", "output_dims", "kernel", "pre_padding", "post_padding"):
-        frame[column] = frame[column].map(
-            lambda v: list(v) if isinstance(v, list | tuple | np.ndarray) else None
-        )
+        frame[column] = _as_lists(frame[column])
     return frame
+
+
+def _as_lists(cells: pd.Series) -> pd.Series:
+    """Sequence cells as lists, anything else ``None``; a column that is so already (what the
+    engine reader gives) is kept as it is, without a pass per cell."""
+    if set(map(type, cells.to_numpy(dtype=object))) <= {list, type(None)}:
+        return cells.astype(object)
+    return cells.map(lambda v: list(v) if isinstance(v, list | tuple | np.ndarray) else None)
 
 
 def predict_targets(

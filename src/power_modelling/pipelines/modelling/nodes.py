@@ -10,24 +10,22 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from sklearn.base import RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GroupKFold
-from threadpoolctl import threadpool_limits
 
-from power_modelling.core import charts
-from power_modelling.core.estimators import build_estimator, required_columns
 from power_modelling.core.layers import REPORTED_TARGETS
 from power_modelling.core.metrics import (
     SELECTION_METRICS,
     regression_metrics,
     selection_loss,
 )
+
+if TYPE_CHECKING:  # scikit-learn and matplotlib are imported by the nodes that use them:
+    # `kedro run --pipelines prediction` (or any command) imports this module without them
+    from matplotlib.figure import Figure
+    from sklearn.base import RegressorMixin
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +115,11 @@ def fit_spec(
     threads: int = 1,
 ) -> RegressorMixin:
     """Build the estimator of ``spec`` and fit it on the rows of ``train`` with a target."""
+    from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415 (heavy: used here only)
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    from power_modelling.core.estimators import build_estimator, required_columns  # noqa: PLC0415
+
     target = target_params["target"]
     missing = sorted(set(required_columns(spec)) - set(train.columns))
     if missing:
@@ -181,6 +184,8 @@ def cross_validate_candidates(
     Returns a JSON-able report: ``selected``, ``selection``, rows used / left out, and per
     candidate the out-of-fold metrics (``power`` also gives ``power_total``) and fit seconds.
     """
+    from sklearn.model_selection import GroupKFold  # noqa: PLC0415 (heavy: used here only)
+
     target = target_params["target"]
     selection = _checked_selection(target, target_params["selection"])
     rows = _trainable_rows(train, target, f"cross-validation of '{target}'")
@@ -336,6 +341,8 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 def plot_test_model_bars(predictions: pd.DataFrame) -> tuple[Figure, Figure, Figure]:
     """Per test model, measured vs predicted (and baseline) per layer: one figure per target
     (``power``, ``power_total``, ``runtime``), one panel per test model."""
+    from power_modelling.core import charts  # noqa: PLC0415 (matplotlib: used here only)
+
     return tuple(
         charts.bars_per_test_model(predictions[predictions["target"] == t], t)
         for t in REPORTED_TARGETS
@@ -344,6 +351,8 @@ def plot_test_model_bars(predictions: pd.DataFrame) -> tuple[Figure, Figure, Fig
 
 def plot_predicted_vs_measured(predictions: pd.DataFrame) -> tuple[Figure, Figure, Figure]:
     """Predicted vs measured scatter on log axes, one figure per target."""
+    from power_modelling.core import charts  # noqa: PLC0415 (matplotlib: used here only)
+
     return tuple(
         charts.predicted_vs_measured(predictions[predictions["target"] == t], t)
         for t in REPORTED_TARGETS

@@ -32,7 +32,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "model_card",
                     "params:prediction",
                 ],
-                outputs=["predictions", "prediction_summary", "prediction_data_quality"],
+                outputs=[
+                    "predictions",
+                    "all_predictions",
+                    "prediction_summary",
+                    "prediction_data_quality",
+                ],
                 name="report_predictions",
             ),
         ]
