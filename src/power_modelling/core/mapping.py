@@ -14,6 +14,8 @@ depend on the order of the inputs.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,6 +244,36 @@ def map_power_to_windows(
         columns=list(LAYERWISE_COLUMNS),
     )
     return table, _quality_report(join, types, min_samples_per_layer, source, warn)
+
+
+EMPTY_SAMPLES = pd.DataFrame(
+    {"timestamp": pd.Series(dtype="datetime64[ns]"), "power_uw": pd.Series(dtype="float64")}
+)
+EMPTY_DESCRIPTIONS = pd.DataFrame({"layer_name": [], "layer_type": []}, dtype=object)
+
+
+def map_model_files(
+    load_samples: Callable[[], pd.DataFrame] | None,
+    load_windows: Callable[[], pd.DataFrame],
+    load_descriptions: Callable[[], pd.DataFrame] | None,
+    idle_power_uw: float,
+    *,
+    min_samples_per_layer: int = 10,
+    source: str = "model",
+) -> tuple[pd.DataFrame, dict[str, Any], float]:
+    """``map_power_to_windows`` of one model's stored tables, read by their loaders (picklable
+    callables: this runs in the Kedro process or a worker); missing samples or descriptions
+    are empty. Returns the table, the report and the seconds it took."""
+    began = time.perf_counter()
+    table, report = map_power_to_windows(
+        EMPTY_SAMPLES if load_samples is None else load_samples(),
+        load_windows(),
+        EMPTY_DESCRIPTIONS if load_descriptions is None else load_descriptions(),
+        idle_power_uw,
+        min_samples_per_layer=min_samples_per_layer,
+        source=source,
+    )
+    return table, report, time.perf_counter() - began
 
 
 def summarise_power_mapping(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -21,11 +21,23 @@ from power_modelling.core.raw.files import (
     group_by_model,
     required_files,
 )
-from power_modelling.core.raw.latency import LatencyFileError, parse_layer_latency
+from power_modelling.core.raw.latency import parse_layer_latency
 from power_modelling.core.raw.metadata import idle_power, run_metadata
+from power_modelling.core.raw.model_files import (
+    LatencyResult,
+    read_latency_file,
+    read_power_log_file,
+)
 from power_modelling.core.raw.power_log import DIALECT_OF_SHAPE, parse_power_log
+from power_modelling.parallel import ParallelSettings, Prefetcher, work_seconds
 
 logger = logging.getLogger(__name__)
+
+
+#: Parsing rates on one core (files read, parsed and shipped), to tell whether worker processes
+#: pay off (``power_modelling.parallel``): measured on generated Jetson models.
+LATENCY_BYTES_PER_S = 150e6
+POWER_LOG_BYTES_PER_S = 150e6
 
 
 class ModelSkipped(Exception):
@@ -85,7 +97,10 @@ def record_data_version(version: dict[str, str], raw_dataset: str) -> dict[str, 
 
 
 def ingest_models(
-    raw_files: dict[str, Loader], raw_dataset: str, params: dict
+    raw_files: dict[str, Loader],
+    raw_dataset: str,
+    params: dict,
+    parallel: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Table], dict[str, Table], dict[str, Table], dict[str, Table], dict]:
     """Every model run of the raw folder → its ``layer_windows``, ``power_samples``,
     ``layer_descriptions`` and ``run_metadata`` partitions and its ingestion report, each raw
@@ -98,6 +113,10 @@ def ingest_models(
     a time while saving, so one model's tables are in memory at a time; each parser logs its
     findings once and hands its report to the model's report partition, saved last. A latency
     file found unusable then leaves that model's tables empty and its report ``skipped``.
+
+    ``parallel`` (``params:parallel``; default: sequential) parses the big files of the next
+    models ahead on every core or a Dask cluster (``power_modelling.parallel``): the tables
+    are still saved one model at a time, in the same order, with the same reports and logs.
     """
     raw_dir = f"{RAW_ROOT}/{raw_dataset}"
     max_lines = int(params.get("max_reported_lines", 5))
@@ -121,6 +140,13 @@ def ingest_models(
             f"No usable model run in {raw_dir} ({len(models)} model folder(s) found): "
             "see the errors above and docs/ingestion.md"
         )
+    settings = ParallelSettings.of(parallel)
+    shared = _SharedParsing(runs, settings)
+    if len(runs) > 1:
+        where = settings.describe(len(runs), shared.work_s)
+        logger.info("Parsing %d models in %s", len(runs), where)
+    for run in runs.values():
+        run.shared = shared
     return (
         {model: run.layer_windows for model, run in runs.items()},
         {model: run.power_samples for model, run in runs.items()},
@@ -145,6 +171,7 @@ class _ModelRun:
         self.latency_report: dict | None = None
         self.timed_names: list[str] | None = None
         self.skipped: str | None = None
+        self.shared: _SharedParsing
 
     @classmethod
     def checked(
@@ -172,25 +199,26 @@ class _ModelRun:
         return f"{self.folder}/{self.found[role]}"
 
     def layer_windows(self) -> pd.DataFrame:
-        """Parse the latency file (once) → the windows; empty when the file is unusable."""
-        try:
-            windows, self.latency_report = parse_layer_latency(
-                self.files[self.found["latency"]](), self._path("latency"), self.max_lines
-            )
-        except LatencyFileError as exc:
-            self.skipped = str(exc)
-            logger.error("Skipping model %s: %s", self.model, exc)
-            windows, self.latency_report = _quietly(parse_layer_latency, b"{}", "", 0)
-        self.timed_names = [str(name) for name in windows["layer_name"].cat.categories]
-        return windows.assign(layer_name=windows["layer_name"].astype(str))
+        """The latency file parsed (once) → the windows; empty when the file is unusable."""
+        result = self.shared.latency.take(self.model)
+        self.latency_report, self.timed_names = result.report, result.timed_names
+        if result.skipped:
+            self.skipped = result.skipped
+            logger.error("Skipping model %s: %s", self.model, result.skipped)
+        return result.windows
 
     def power_samples(self) -> pd.DataFrame:
-        """Parse the power log (once) → the samples, in time order."""
-        content = b"" if self.skipped else self.files[self.found["power_log"]]()
-        power, self.power_report = parse_power_log(content, self._path("power_log"), self.max_lines)
-        if self.power_report["out_of_order_samples"]:
-            power = power.sort_values("timestamp", kind="stable", ignore_index=True)
+        """The power log parsed (once) → the samples, in time order."""
+        power, self.power_report = self.shared.power().take(self.model)
         return power
+
+    def latency_task(self) -> Callable[[], LatencyResult]:
+        load = self.files[self.found["latency"]]
+        return partial(read_latency_file, load, self._path("latency"), self.max_lines)
+
+    def power_task(self) -> Callable[[], tuple[pd.DataFrame, dict]]:
+        load = None if self.skipped else self.files[self.found["power_log"]]
+        return partial(read_power_log_file, load, self._path("power_log"), self.max_lines)
 
     def layer_descriptions(self) -> pd.DataFrame:
         return self.descriptions.iloc[:0] if self.skipped else self.descriptions
@@ -232,6 +260,31 @@ class _ModelRun:
             _quietly(self.layer_windows)
         if self.power_report is None:
             _quietly(self.power_samples)
+
+
+class _SharedParsing:
+    """The big files of all model runs, parsed by prefetching loaders: the latency files as
+    Kedro asks for the windows, then the power logs (a model whose latency file is unusable
+    gets no samples, so those tasks are made once the windows are known)."""
+
+    def __init__(self, runs: dict[str, _ModelRun], settings: ParallelSettings) -> None:
+        self.runs, self.settings = runs, settings
+        latency = [run.files[run.found["latency"]] for run in runs.values()]
+        power = [run.files[run.found["power_log"]] for run in runs.values()]
+        self.work_s = work_seconds(latency, LATENCY_BYTES_PER_S)
+        power_s = work_seconds(power, POWER_LOG_BYTES_PER_S)
+        tasks = {model: run.latency_task() for model, run in sorted(runs.items())}
+        self.latency = Prefetcher(tasks, settings, "the windows", self.work_s)
+        self._power: Prefetcher | None = None
+        self._power_s = power_s
+        if self.work_s is not None and power_s is not None:
+            self.work_s += power_s
+
+    def power(self) -> Prefetcher:
+        if self._power is None:
+            tasks = {model: run.power_task() for model, run in sorted(self.runs.items())}
+            self._power = Prefetcher(tasks, self.settings, "the power samples", self._power_s)
+        return self._power
 
 
 def build_report(model_reports: dict[str, Table], idle: dict[str, Any]) -> dict[str, Any]:
