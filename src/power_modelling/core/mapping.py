@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from power_modelling.core.pages import on_ordinary_pages
+
 logger = logging.getLogger(__name__)
 
 UNKNOWN_LAYER_TYPE = "Unknown"
@@ -100,6 +102,27 @@ def _layer_execution_rank(codes: np.ndarray, names: np.ndarray, end: np.ndarray)
     return rank
 
 
+def _layer_blocks_order(
+    cycle: np.ndarray, codes: np.ndarray, layer_rank: np.ndarray
+) -> np.ndarray | None:
+    """The output order of windows stored as a latency file holds them, layer by layer with
+    cycles 1..C each (every layer the same C): a transpose of the layer blocks, without the
+    scatter; ``None`` for any other layout (the general path orders and checks it)."""
+    layers = layer_rank.size
+    if cycle.size % layers or layers < 2:
+        return None
+    cycles = cycle.size // layers
+    blocks = codes[::cycles]
+    if np.unique(blocks).size != layers:
+        return None
+    if not (cycle.reshape(layers, cycles) == np.arange(1, cycles + 1)).all():
+        return None
+    if not (codes.reshape(layers, cycles) == blocks[:, None]).all():
+        return None
+    in_rank_order = np.argsort(layer_rank[blocks], kind="stable")
+    return np.arange(cycle.size).reshape(layers, cycles)[in_rank_order].T.ravel()
+
+
 def _output_order(
     cycle: np.ndarray, codes: np.ndarray, names: np.ndarray, layer_rank: np.ndarray, source: str
 ) -> np.ndarray | None:
@@ -110,6 +133,9 @@ def _output_order(
     """
     if cycle.size == 0:
         return None
+    by_layer = _layer_blocks_order(cycle, codes, layer_rank)
+    if by_layer is not None:
+        return by_layer
     key = cycle * layer_rank.size + layer_rank[codes]
     if np.all(key[1:] > key[:-1]):
         return None
@@ -199,6 +225,7 @@ def _layer_types(names: np.ndarray, descriptions: pd.DataFrame) -> np.ndarray:
     return np.where(pd.isna(types), UNKNOWN_LAYER_TYPE, types).astype(str).astype(object)
 
 
+@on_ordinary_pages
 def map_power_to_windows(
     samples: pd.DataFrame,
     windows: pd.DataFrame,
@@ -252,6 +279,7 @@ EMPTY_SAMPLES = pd.DataFrame(
 EMPTY_DESCRIPTIONS = pd.DataFrame({"layer_name": [], "layer_type": []}, dtype=object)
 
 
+@on_ordinary_pages
 def map_model_files(
     load_samples: Callable[[], pd.DataFrame] | None,
     load_windows: Callable[[], pd.DataFrame],
@@ -276,6 +304,7 @@ def map_model_files(
     return table, report, time.perf_counter() - began
 
 
+@on_ordinary_pages
 def summarise_power_mapping(
     samples: pd.DataFrame,
     windows: pd.DataFrame,

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from power_modelling.core.pages import on_ordinary_pages
 from power_modelling.core.raw.spans import (
     WHITESPACE,
     byte_positions,
@@ -96,6 +97,7 @@ _NUMBER_OR_WHITESPACE[list(b"0123456789.eE+-")] = True
 _MAX_NUMBER_WIDTH = 64
 
 
+@on_ordinary_pages
 def parse_layer_latency(
     data: bytes, source: str, max_reported: int = 5
 ) -> tuple[pd.DataFrame, dict]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from power_modelling.core.pages import on_ordinary_pages
 from power_modelling.core.raw.latency import LatencyFileError, parse_layer_latency
 from power_modelling.core.raw.power_log import parse_power_log
 
@@ -34,6 +35,7 @@ class LatencyResult:
     skipped: str | None = None
 
 
+@on_ordinary_pages
 def read_latency_file(load: Loader, source: str, max_reported_lines: int) -> LatencyResult:
     """Parse ``trt_layer_latency.json`` (once); an unusable file gives no windows, its report
     (of an empty file) and the reason."""
@@ -54,6 +56,7 @@ def read_latency_file(load: Loader, source: str, max_reported_lines: int) -> Lat
     return LatencyResult(windows.assign(layer_name=_as_text(names)), report, timed, skipped)
 
 
+@on_ordinary_pages
 def read_power_log_file(
     load: Loader | None, source: str, max_reported_lines: int
 ) -> tuple[pd.DataFrame, dict]:
