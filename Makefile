@@ -1,5 +1,7 @@
 # One-command set-up: `make run` and `make test` create .venv with uv (installing uv with pip
-# when missing) and need nothing else installed by hand.
+# when missing) and need nothing else installed by hand. Bytecode is compiled at install: where
+# Python may not write it (PYTHONDONTWRITEBYTECODE, read-only environments) every command would
+# otherwise compile thousands of modules again (docs/performance.md).
 PYTHON ?= python3
 VENV := .venv
 UV := $(shell command -v uv 2>/dev/null)
@@ -13,9 +15,9 @@ export MLFLOW_DISABLE_TELEMETRY := true
 $(VENV)/.installed: pyproject.toml uv.lock
 ifeq ($(UV),)
 	$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv sync --frozen --python $(PYTHON)
+	$(PYTHON) -m uv sync --frozen --compile-bytecode --python $(PYTHON)
 else
-	uv sync --frozen --python $(PYTHON)
+	uv sync --frozen --compile-bytecode --python $(PYTHON)
 endif
 	touch $@
 

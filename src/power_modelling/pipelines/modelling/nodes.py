@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -22,10 +22,23 @@ from power_modelling.core.metrics import (
     selection_loss,
 )
 
-if TYPE_CHECKING:  # scikit-learn and matplotlib are imported by the nodes that use them:
-    # `kedro run --pipelines prediction` (or any command) imports this module without them
-    from matplotlib.figure import Figure
-    from sklearn.base import RegressorMixin
+
+# scikit-learn and matplotlib are imported by the nodes that use them (`kedro run --pipelines
+# prediction`, or any command, imports this module without them); the annotations name what
+# the nodes need of their objects, and Kedro can resolve them.
+class RegressorMixin(Protocol):
+    """A scikit-learn regressor."""
+
+    def fit(self, X: Any, y: Any) -> Any: ...  # noqa: N803 (scikit-learn's API)
+
+    def predict(self, X: Any) -> Any: ...  # noqa: N803
+
+
+class Figure(Protocol):
+    """A matplotlib figure."""
+
+    def savefig(self, *args: Any, **kwargs: Any) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
