@@ -62,7 +62,7 @@ def _best_of(repeats: int, func, *args) -> tuple[float, object]:
     return best, result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parse_power_log(b"20241121-05:20:04.261448,5000.0,1096.0\n", "warm-up")  # Arrow kernels
     log = jetson_power_log()
     seconds, (frame, _) = _best_of(3, parse_power_log, log, "generated")
@@ -76,6 +76,7 @@ def main() -> None:
         f"parse_layer_latency: {len(windows):,} entries ({len(latency) / 1e6:.0f} MB,"
         f" {report['parser']} path) in {seconds:.3f} s"
     )
+    return {}
 
 
 if __name__ == "__main__":

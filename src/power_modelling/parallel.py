@@ -331,6 +331,7 @@ def _one_thread_per_worker() -> None:
     spans.SCAN_THREADS = 1
     pyarrow.set_cpu_count(1)
     pyarrow.set_io_thread_count(1)
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # as the Kedro process (settings.py)
 
 
 def _portable(record: logging.LogRecord) -> logging.LogRecord:

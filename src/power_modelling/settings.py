@@ -13,6 +13,7 @@ warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` me
 # datasets, read by name outside them on purpose (inference, network evaluation).
 warnings.filterwarnings("ignore", message=r".*dataset names contain '\.' characters")
 
+import pyarrow  # noqa: E402
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
@@ -27,6 +28,11 @@ from power_modelling.hooks import (  # noqa: E402
 from power_modelling.logging_handlers import make_console_logging_safe  # noqa: E402
 from power_modelling.project import project_root  # noqa: E402
 from power_modelling.run_guard import RunGuardHook  # noqa: E402
+
+# Arrow's default allocator (jemalloc) gives the memory of freed tables back to the kernel and
+# faults it in again for the next: ingesting and mapping one 4.5 M-window model spent about 1 s
+# more in the kernel than with the system allocator (docs/performance.md).
+pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 
 # Kedro built conf/logging.yml's console handler before the project was known: make it print any
 # message as plain text (layer names contain "[/...]", which rich would read as markup).
