@@ -1,7 +1,10 @@
 # One-command set-up: `make run` and `make test` create .venv with uv and need nothing else
 # installed by hand but python3 with its venv module (Debian/Ubuntu: python3-venv). uv is the
 # one on PATH, else it is installed into .uv-bootstrap/ (a venv of its own: a distribution's
-# "externally managed" system Python, PEP 668, refuses `pip install` outside one).
+# "externally managed" system Python, PEP 668, refuses `pip install` outside one). Bytecode is
+# compiled at install: where Python may not write it (PYTHONDONTWRITEBYTECODE, read-only
+# environments) every command would otherwise compile thousands of modules again
+# (docs/performance.md).
 PYTHON ?= python3
 VENV := .venv
 BOOTSTRAP := .uv-bootstrap
@@ -20,7 +23,7 @@ $(BOOTSTRAP)/bin/uv:
 	$(BOOTSTRAP)/bin/python -m pip install --quiet uv
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV_BIN)
-	$(UV_BIN) sync --frozen --python $(PYTHON)
+	$(UV_BIN) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 install: $(VENV)/.installed

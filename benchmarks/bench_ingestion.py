@@ -63,7 +63,7 @@ def _best_of(repeats: int, func, *args) -> tuple[float, object]:
     return best, result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parse_power_log(b"20241121-05:20:04.261448,5000.0,1096.0\n", "warm-up")  # Arrow kernels
     log = jetson_power_log()
     jetson = DEFAULT_RANGES["jetson"]  # the range checks run as in the pipeline
@@ -78,6 +78,7 @@ def main() -> None:
         f"parse_layer_latency: {len(windows):,} entries ({len(latency) / 1e6:.0f} MB,"
         f" {report['parser']} path) in {seconds:.3f} s"
     )
+    return {}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Benchmark: parse + map + write one generated Jetson model (30 000 cycles x 150 layers).
+"""Benchmark: parse + map + write one generated Jetson model (30 000 cycles x 150 layers), and
+the whole ``kedro run --pipelines ingestion,power_mapping`` against a pure-Python scan like the
+reference tool's (``benchmarks/reference_scan.py``) on the same files, in the same run.
 
 Generates the raw files into a temporary folder (not timed), then runs the timed part in a
 fresh Python process so that generation does not count towards peak memory: read and parse
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +26,7 @@ import time
 from pathlib import Path
 
 TARGET_SECONDS = 5.0
+TARGET_END_TO_END_RATIO = 5.0
 TARGET_RSS_MB = 2048.0
 MODEL = "generated_net"
 
@@ -110,7 +115,7 @@ def _generate(raw_dir: Path, cycles: int, layers: int) -> None:
     (raw_dir / "truth.json").write_text(json.dumps(run.layer_power_uw))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cycles", type=int, default=30_000)
     parser.add_argument("--layers", type=int, default=150)
@@ -119,13 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args([] if argv is None else argv)
     if args.timed:
         print(json.dumps(_timed(*args.timed) | {"ru_maxrss_mb": _ru_maxrss_mb()}))
-        return
+        return {}
     if args.generate:
         _generate(args.generate, args.cycles, args.layers)
-        return
+        return {}
 
     with tempfile.TemporaryDirectory(prefix="bench_power_mapping_") as tmp:
-        raw_dir, out_dir = Path(tmp) / "raw", Path(tmp) / "out"
+        project = _kedro_project(Path(tmp) / "project")
+        raw_dir, out_dir = project / "data" / "01_raw" / RAW_DATASET, Path(tmp) / "out"
         began = time.perf_counter()
         sizes_args = ["--cycles", str(args.cycles), "--layers", str(args.layers)]
         _run_module(["--generate", str(raw_dir), *sizes_args])
@@ -137,8 +143,80 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         result = json.loads(_run_module(["--timed", str(raw_dir), str(out_dir)]))
+        _print_result(result)
+        reference_s = _reference_scan(raw_dir, Path(tmp) / "reference.csv")
+        kedro_s = [_kedro_run(project) for _ in range(3)]
+    return _print_ratios(result, reference_s, kedro_s)
 
-    _print_result(result)
+
+RAW_DATASET = "bench_jetson"
+
+
+def _kedro_project(project: Path) -> Path:
+    """A copy of the project's configuration (the installed package runs it), its own
+    MLflow store and raw folder, as ``tests/helpers.make_project`` makes."""
+    root = Path(__file__).resolve().parents[1]
+    (project / "src").mkdir(parents=True)
+    shutil.copy(root / "pyproject.toml", project / "pyproject.toml")
+    shutil.copytree(root / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    return project
+
+
+def _reference_scan(raw_dir: Path, out_csv: Path) -> float:
+    """Wall time of the pure-Python scan (``benchmarks/reference_scan.py``) of the model."""
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.reference_scan", str(raw_dir), MODEL, str(out_csv)],
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    return time.perf_counter() - began
+
+
+def _kedro_run(project: Path) -> float:
+    """Wall time of ``kedro run --pipelines ingestion,power_mapping`` on the model."""
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "true",
+    }
+    command = [
+        str(Path(sys.executable).with_name("kedro")),
+        "run",
+        "--pipelines",
+        "ingestion,power_mapping",
+        "--params",
+        f"raw_dataset={RAW_DATASET}",
+    ]
+    began = time.perf_counter()
+    done = subprocess.run(
+        command, check=False, cwd=project, env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - began
+    if done.returncode:
+        print(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"kedro run failed (exit {done.returncode})")
+    return seconds
+
+
+def _print_ratios(result: dict, reference_s: float, kedro_s: list[float]) -> dict[str, float]:
+    """The pure-Python scan against the project, in the same run; returns the ratios."""
+    in_process = sum(t for name, t in result["times"].items() if name != "imports")
+    end_to_end = min(kedro_s[1:])  # a project has its MLflow store: the first run creates it
+    ratios = {"end_to_end": reference_s / end_to_end, "in_process": reference_s / in_process}
+    print(f"  pure-Python scan like the reference tool's: {reference_s:.1f} s")
+    print(
+        f"  kedro run --pipelines ingestion,power_mapping: {end_to_end:.1f} s (runs: "
+        + ", ".join(f"{s:.1f} s" for s in kedro_s)
+        + f"; the first creates the MLflow store): {ratios['end_to_end']:.1f}x faster "
+        f"(target >= {TARGET_END_TO_END_RATIO:.0f}x) "
+        f"{'OK' if ratios['end_to_end'] >= TARGET_END_TO_END_RATIO else 'UNDER'}"
+    )
+    print(f"  parse + map + write in one process: {ratios['in_process']:.1f}x faster")
+    return ratios
 
 
 def _ru_maxrss_mb() -> float:

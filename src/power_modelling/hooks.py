@@ -58,9 +58,10 @@ class DataVersionMlflowHook:
 
     @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run starts the run
     def before_pipeline_run(self, pipeline: Pipeline, catalog: CatalogProtocol) -> None:
-        if DATA_VERSION in pipeline.all_outputs() or not catalog.exists(DATA_VERSION):
-            return
-        self._tag(catalog.load(DATA_VERSION))
+        if DATA_VERSION in pipeline.all_outputs() or not _reads_ingested_tables(pipeline, catalog):
+            return  # it tags what it ingests; or it reads no table of a raw dataset (prediction)
+        if catalog.exists(DATA_VERSION):
+            self._tag(catalog.load(DATA_VERSION))
 
     @hook_impl
     def after_node_run(self, outputs: dict[str, Any]) -> None:
@@ -73,6 +74,26 @@ class DataVersionMlflowHook:
 
         if _active_run():
             mlflow.set_tags(version)
+
+
+#: The data layers built from a raw dataset (the prediction pipeline reads none of them).
+INGESTED_LAYERS = ("02_intermediate", "03_primary", "04_feature", "05_model_input")
+
+
+def _reads_ingested_tables(pipeline: Pipeline, catalog: CatalogProtocol) -> bool:
+    """Whether the run's inputs include a table of ``INGESTED_LAYERS``."""
+    from power_modelling.run_guard import local_path  # noqa: PLC0415
+
+    for name in pipeline.inputs():
+        if name.startswith("params:") or name == "parameters":
+            continue
+        try:
+            path = local_path(catalog.get(name))
+        except Exception:  # noqa: BLE001 (a dataset made on the fly: not a stored table)
+            continue
+        if path is not None and any(part in INGESTED_LAYERS for part in path.parts):
+            return True
+    return False
 
 
 class DatasetNameHook:

@@ -12,6 +12,7 @@ from power_modelling.quiet import silence_known_noise  # noqa: E402
 
 silence_known_noise()
 
+import pyarrow  # noqa: E402
 from kedro.config import OmegaConfigLoader  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
@@ -28,6 +29,11 @@ from power_modelling.logging_handlers import make_console_logging_safe  # noqa: 
 from power_modelling.project import project_root  # noqa: E402
 from power_modelling.run_guard import RunGuardHook  # noqa: E402
 from power_modelling.run_summary import RunSummaryHook  # noqa: E402
+
+# Arrow's default allocator (jemalloc) gives the memory of freed tables back to the kernel and
+# faults it in again for the next: ingesting and mapping one 4.5 M-window model spent about 1 s
+# more in the kernel than with the system allocator (docs/performance.md).
+pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 
 # Kedro built conf/logging.yml's console handler before the project was known: make it print any
 # message as plain text (layer names contain "[/...]", which rich would read as markup).

@@ -183,6 +183,22 @@ def test_shuffled_input_gives_the_same_table() -> None:
     assert expected_report["windows_with_samples"] > 0
 
 
+def test_windows_stored_layer_by_layer_give_the_same_table() -> None:
+    """The layout of a latency file (each layer's cycles in a block) takes a shortcut."""
+    gen = generate_run(n_cycles=30, n_layers=5, sample_rate_hz=5_000, seed=4)
+    expected, expected_report = map_power_to_windows(
+        gen.samples, gen.windows, gen.descriptions, gen.idle_power_uw
+    )
+    by_layer = gen.windows.sort_values(["layer_name", "cycle"], ignore_index=True)
+    table, report = map_power_to_windows(gen.samples, by_layer, gen.descriptions, gen.idle_power_uw)
+    pd.testing.assert_frame_equal(table, expected)
+    assert report == expected_report
+    # blocks of one layer twice: not the shortcut's layout, the repeat is found
+    twice = by_layer.assign(layer_name=by_layer["layer_name"].replace("layer_004", "layer_003"))
+    with pytest.raises(ValueError, match="layer 'layer_003' has two windows for cycle 1"):
+        map_power_to_windows(gen.samples, twice, gen.descriptions, gen.idle_power_uw)
+
+
 def test_out_of_order_layers_are_ordered_by_execution_then_cycle() -> None:
     w = windows(("late", 2, 20.0, 1.0), ("early", 2, 15.0, 1.0), ("late", 1, 10.0, 1.0))
     table, _ = run(samples(), pd.concat([w, windows(("early", 1, 5.0, 1.0))]))

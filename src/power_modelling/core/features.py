@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from power_modelling.core.layers import OTHER
 
@@ -100,10 +102,12 @@ def dtype_bytes(dtypes: pd.Series) -> pd.Series:
     """Bytes per element of TensorRT / NVML data type strings (``FP16``, ``Float``, ``Int8``,
     ``Row major linear FP16 format``, ...); missing or unknown → ``DEFAULT_DTYPE_BYTES``
     (``build_features`` warns once, naming the layers)."""
-    names = _dtype_names(dtypes)
-    lookup = {name: _bytes_of(name) for name in pd.unique(names)}
-    sizes = names.map(lambda name: lookup[name] or DEFAULT_DTYPE_BYTES)
-    return sizes.astype("float64")
+    # each distinct name looked up once (a table of thousands of networks holds a handful)
+    codes, names = pd.factorize(dtypes.astype(object))  # missing: -1
+    by_code = np.array(
+        [*(_bytes_of(name) or DEFAULT_DTYPE_BYTES for name in names), DEFAULT_DTYPE_BYTES]
+    )
+    return pd.Series(by_code[codes].astype("float64"), index=dtypes.index, name=dtypes.name)
 
 
 def _dtype_names(dtypes: pd.Series) -> pd.Series:
@@ -276,6 +280,7 @@ def build_features(descriptions: pd.DataFrame) -> pd.DataFrame:
     frame = descriptions.reset_index(drop=True)
     layer_class = classify_layers(frame)
     features = pd.DataFrame(index=frame.index, columns=ALL_FEATURE_COLUMNS, dtype="float64")
+    lists = _ListCells.of(frame)
     for name, compute in (
         ("convolutional", _convolution_features),
         ("pooling", _pooling_features),
@@ -283,7 +288,7 @@ def build_features(descriptions: pd.DataFrame) -> pd.DataFrame:
     ):
         rows = layer_class == name
         if rows.any():
-            computed = compute(frame.loc[rows])
+            computed = compute(frame.loc[rows], lists.subset(rows.to_numpy()))
             features.loc[rows, computed.columns] = computed.to_numpy(dtype="float64")
     _log_classes(layer_class, frame["layer_type"])
     _warn_unknown_dtypes(frame[(layer_class != OTHER).to_numpy()])
@@ -293,11 +298,11 @@ def build_features(descriptions: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame.drop(columns=stale), layer_class, features], axis=1)
 
 
-def _convolution_features(rows: pd.DataFrame) -> pd.DataFrame:
+def _convolution_features(rows: pd.DataFrame, lists: _ListCells) -> pd.DataFrame:
     """Geometry, FLOPs and bytes of convolutions ``[N, C, H, W] → [N, K, P, Q]``."""
-    geometry = _spatial_geometry(rows, kernel=_matrix(rows["kernel"], 2))
-    padding = _matrix(rows["pre_padding"], 2, fill=0) + _matrix(rows["post_padding"], 2, fill=0)
-    stride = _matrix(rows["stride"], 2, fill=1)
+    geometry = _spatial_geometry(rows, lists, kernel=lists("kernel", 2))
+    padding = lists("pre_padding", 2, fill=0) + lists("post_padding", 2, fill=0)
+    stride = lists("stride", 2, fill=1)
     groups = rows["groups"].to_numpy(dtype="float64")
     kernel_area = geometry["kernel_0"] * geometry["kernel_1"]
     macs_per_output = geometry["input_size_0"] / groups * kernel_area
@@ -311,42 +316,41 @@ def _convolution_features(rows: pd.DataFrame) -> pd.DataFrame:
         groups=groups,
         flops=2.0 * outputs * macs_per_output,
     )
-    return _with_bytes(features, rows, weights)
+    return _with_bytes(features, rows, lists, weights)
 
 
-def _pooling_features(rows: pd.DataFrame) -> pd.DataFrame:
+def _pooling_features(rows: pd.DataFrame, lists: _ListCells) -> pd.DataFrame:
     """Pooling: the kernel is ``WindowSize``; without one, ``ceil(input / output)`` per axis
     (the input's spatial size for a global pooling). One operation per window element."""
-    in_dims, out_dims = _matrix(rows["input_dims"], 4), _matrix(rows["output_dims"], 4)
+    in_dims, out_dims = lists("input_dims", 4), lists("output_dims", 4)
     fallback = np.ceil(in_dims[:, 2:4] / np.where(out_dims[:, 2:4] > 0, out_dims[:, 2:4], 1))
-    window = _matrix(rows["kernel"], 2)
+    window = lists("kernel", 2)
     window = np.where(np.isnan(window), fallback, window)
-    geometry = _spatial_geometry(rows, kernel=window)
-    stride = _matrix(rows["stride"], 2)
+    geometry = _spatial_geometry(rows, lists, kernel=window)
+    stride = lists("stride", 2)
     stride = np.where(np.isnan(stride), window, stride)
     features = geometry.assign(
         stride_0=stride[:, 0],
         stride_1=stride[:, 1],
         flops=_outputs(geometry) * geometry["kernel_0"] * geometry["kernel_1"],
     )
-    return _with_bytes(features, rows, np.zeros(len(rows)))
+    return _with_bytes(features, rows, lists, np.zeros(len(rows)))
 
 
-def _dense_features(rows: pd.DataFrame) -> pd.DataFrame:
+def _dense_features(rows: pd.DataFrame, lists: _ListCells) -> pd.DataFrame:
     """Dense layers as a GEMM ``[M, K] x [K, N]``.
 
     PyTorch ``Linear`` on ``[..., K]``: M = product of the leading dimensions (``N*H*W`` for a
     4-D ``[N, H, W, C]``). TensorRT GEMM convolution ``[B, C, H, W] → [B, K, P, Q]``:
     M = ``B*P*Q``, K = ``C / groups * kh * kw``, N = ``K`` output maps.
     """
-    in_dims, out_dims = _matrix(rows["input_dims"], 8), _matrix(rows["output_dims"], 8)
-    in_rank = rows["input_dims"].map(len).to_numpy()
-    out_rank = rows["output_dims"].map(len).to_numpy()
+    in_dims, out_dims = lists("input_dims", 8), lists("output_dims", 8)
+    in_rank, out_rank = lists.rank("input_dims"), lists.rank("output_dims")
     line = np.arange(len(rows))
     in_total, out_total = np.nanprod(in_dims, axis=1), np.nanprod(out_dims, axis=1)
     linear_k = _first_present(rows["in_features"], in_dims[line, in_rank - 1])
     linear_n = _first_present(rows["out_maps"], out_dims[line, out_rank - 1])
-    kernel = _matrix(rows["kernel"], 2, fill=1)
+    kernel = lists("kernel", 2, fill=1)
     groups = rows["groups"].to_numpy(dtype="float64")
     conv_k = in_dims[:, 1] / groups * kernel[:, 0] * kernel[:, 1]
     conv_n = _first_present(rows["out_maps"], out_dims[:, 1])
@@ -366,12 +370,12 @@ def _dense_features(rows: pd.DataFrame) -> pd.DataFrame:
         },
         index=rows.index,
     )
-    return _with_bytes(features, rows, _weight_elements(rows, gemm_k * gemm_n))
+    return _with_bytes(features, rows, lists, _weight_elements(rows, gemm_k * gemm_n))
 
 
-def _spatial_geometry(rows: pd.DataFrame, kernel: np.ndarray) -> pd.DataFrame:
+def _spatial_geometry(rows: pd.DataFrame, lists: _ListCells, kernel: np.ndarray) -> pd.DataFrame:
     """Upstream's ``batch_size, input_size_0..2, output_size_0..2, kernel_0/1`` (NCHW)."""
-    in_dims, out_dims = _matrix(rows["input_dims"], 4), _matrix(rows["output_dims"], 4)
+    in_dims, out_dims = lists("input_dims", 4), lists("output_dims", 4)
     return pd.DataFrame(
         {
             "batch_size": in_dims[:, 0],
@@ -403,13 +407,13 @@ def _weight_elements(rows: pd.DataFrame, computed: np.ndarray | pd.Series) -> np
     return _first_present(rows["weights_count"], np.asarray(computed, dtype="float64"))
 
 
-def _with_bytes(features: pd.DataFrame, rows: pd.DataFrame, weights: np.ndarray) -> pd.DataFrame:
+def _with_bytes(
+    features: pd.DataFrame, rows: pd.DataFrame, lists: _ListCells, weights: np.ndarray
+) -> pd.DataFrame:
     """Add tensor sizes in bytes (at each tensor's data type) and the arithmetic intensity."""
     dtypes = _tensor_dtypes(rows)
-    input_bytes = np.nanprod(_matrix(rows["input_dims"], 8), axis=1) * dtype_bytes(dtypes["input"])
-    output_bytes = np.nanprod(_matrix(rows["output_dims"], 8), axis=1) * dtype_bytes(
-        dtypes["output"]
-    )
+    input_bytes = np.nanprod(lists("input_dims", 8), axis=1) * dtype_bytes(dtypes["input"])
+    output_bytes = np.nanprod(lists("output_dims", 8), axis=1) * dtype_bytes(dtypes["output"])
     weight_bytes = np.asarray(weights, dtype="float64") * dtype_bytes(dtypes["weights"])
     moved = input_bytes + output_bytes + weight_bytes
     return features.assign(
@@ -420,14 +424,73 @@ def _with_bytes(features: pd.DataFrame, rows: pd.DataFrame, weights: np.ndarray)
     )
 
 
+#: The list-valued columns the features read, and how many of their items.
+_LIST_WIDTHS = {
+    "input_dims": 8,
+    "output_dims": 8,
+    "kernel": 2,
+    "pre_padding": 2,
+    "post_padding": 2,
+    "stride": 2,
+}
+
+
+class _ListCells:
+    """The list-valued columns of some rows as NaN-padded float matrices, each converted from
+    its Python lists once for the whole table (then sliced per layer class)."""
+
+    def __init__(self, matrices: dict[str, np.ndarray]) -> None:
+        self.matrices = matrices
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _ListCells:
+        return cls({column: _matrix(frame[column], w) for column, w in _LIST_WIDTHS.items()})
+
+    def subset(self, rows: np.ndarray) -> _ListCells:
+        return _ListCells({column: m[rows] for column, m in self.matrices.items()})
+
+    def __call__(self, column: str, width: int, fill: float = np.nan) -> np.ndarray:
+        """The first ``width`` items of ``column``'s lists, missing ones ``fill``."""
+        values = self.matrices[column][:, :width]
+        return values.copy() if np.isnan(fill) else np.where(np.isnan(values), fill, values)
+
+    def rank(self, column: str) -> np.ndarray:
+        """How many items each list has (up to its width)."""
+        return np.count_nonzero(~np.isnan(self.matrices[column]), axis=1)
+
+
 def _matrix(values: pd.Series, width: int, fill: float = np.nan) -> np.ndarray:
-    """List-valued column (lists or arrays, ``None`` allowed) → ``(n, width)`` float array,
-    padded with ``fill``."""
-    out = np.full((len(values), width), fill, dtype="float64")
-    for line, items in enumerate(values.to_numpy()):
-        if items is not None and not (np.isscalar(items) and pd.isna(items)):
-            row = np.asarray(items, dtype="float64")[:width]
-            out[line, : len(row)] = row
+    """List-valued column (lists, tuples or arrays; ``None``/NaN allowed) → ``(n, width)``
+    float array, padded with ``fill``. Arrow converts all cells at once (tables of many
+    networks hold hundreds of thousands of rows)."""
+    cells = values.to_numpy(dtype=object)
+    out = np.full((len(cells), width), fill, dtype="float64")
+    try:
+        lists = pa.array(cells, type=pa.list_(pa.float64()), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return _matrix_of_sequences(cells, out, width)
+    offsets = lists.offsets.to_numpy()
+    lengths = np.where(lists.is_null().to_numpy(zero_copy_only=False), 0, np.diff(offsets))
+    flat = lists.values.to_numpy(zero_copy_only=False)
+    rows = np.repeat(np.arange(len(cells)), lengths)
+    columns = np.arange(rows.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    items = np.repeat(offsets[:-1], lengths) + columns
+    keep = columns < width
+    out[rows[keep], columns[keep]] = flat[items[keep]]
+    return out
+
+
+def _matrix_of_sequences(cells: np.ndarray, out: np.ndarray, width: int) -> np.ndarray:
+    """``_matrix`` for cells Arrow cannot convert: those that are not sequences of numbers
+    count as missing."""
+    kinds = (isinstance(cell, list | tuple | np.ndarray) for cell in cells)
+    present = np.fromiter(kinds, dtype=bool, count=len(cells))
+    filled = [cell[:width] for cell in cells[present]]
+    lengths = np.fromiter(map(len, filled), dtype=np.int64, count=len(filled))
+    flat = np.fromiter(chain.from_iterable(filled), dtype="float64", count=int(lengths.sum()))
+    rows = np.repeat(np.flatnonzero(present), lengths)
+    columns = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[rows, columns] = flat
     return out
 
 
@@ -456,7 +519,9 @@ def _bytes_of(name: object) -> int | None:
 def _log_classes(layer_class: pd.Series, layer_type: Iterable[str]) -> None:
     """Log how many layers fell in each class, and the raw types counted as ``other``."""
     counts = layer_class.value_counts().to_dict()
-    other = pd.Series(list(layer_type), index=layer_class.index)[layer_class == OTHER]
+    if not isinstance(layer_type, pd.Series):
+        layer_type = pd.Series(list(layer_type), index=layer_class.index)
+    other = layer_type[(layer_class == OTHER).to_numpy()]
     logger.info(
         "Classified %d layers: %s; other by raw type: %s",
         len(layer_class),

@@ -22,12 +22,16 @@ are added to the windows that hold them, and to no other.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from power_modelling.core.pages import on_ordinary_pages
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +157,27 @@ def _layer_execution_rank(codes: np.ndarray, names: np.ndarray, end: np.ndarray)
     return rank
 
 
+def _layer_blocks_order(
+    cycle: np.ndarray, codes: np.ndarray, layer_rank: np.ndarray
+) -> np.ndarray | None:
+    """The output order of windows stored as a latency file holds them, layer by layer with
+    cycles 1..C each (every layer the same C): a transpose of the layer blocks, without the
+    scatter; ``None`` for any other layout (the general path orders and checks it)."""
+    layers = layer_rank.size
+    if cycle.size % layers or layers < 2:
+        return None
+    cycles = cycle.size // layers
+    blocks = codes[::cycles]
+    if np.unique(blocks).size != layers:
+        return None
+    if not (cycle.reshape(layers, cycles) == np.arange(1, cycles + 1)).all():
+        return None
+    if not (codes.reshape(layers, cycles) == blocks[:, None]).all():
+        return None
+    in_rank_order = np.argsort(layer_rank[blocks], kind="stable")
+    return np.arange(cycle.size).reshape(layers, cycles)[in_rank_order].T.ravel()
+
+
 def _output_order(
     cycle: np.ndarray, codes: np.ndarray, names: np.ndarray, layer_rank: np.ndarray, source: str
 ) -> np.ndarray | None:
@@ -163,6 +188,9 @@ def _output_order(
     """
     if cycle.size == 0:
         return None
+    by_layer = _layer_blocks_order(cycle, codes, layer_rank)
+    if by_layer is not None:
+        return by_layer
     key = cycle * layer_rank.size + layer_rank[codes]
     if np.all(key[1:] > key[:-1]):
         return None
@@ -252,6 +280,7 @@ def _layer_types(names: np.ndarray, descriptions: pd.DataFrame) -> np.ndarray:
     return np.where(pd.isna(types), UNKNOWN_LAYER_TYPE, types).astype(str).astype(object)
 
 
+@on_ordinary_pages
 def map_power_to_windows(
     samples: pd.DataFrame,
     windows: pd.DataFrame,
@@ -299,6 +328,38 @@ def map_power_to_windows(
     return table, _quality_report(join, types, min_samples_per_layer, source, warn)
 
 
+EMPTY_SAMPLES = pd.DataFrame(
+    {"timestamp": pd.Series(dtype="datetime64[ns]"), "power_uw": pd.Series(dtype="float64")}
+)
+EMPTY_DESCRIPTIONS = pd.DataFrame({"layer_name": [], "layer_type": []}, dtype=object)
+
+
+@on_ordinary_pages
+def map_model_files(
+    load_samples: Callable[[], pd.DataFrame] | None,
+    load_windows: Callable[[], pd.DataFrame],
+    load_descriptions: Callable[[], pd.DataFrame] | None,
+    idle_power_uw: float,
+    *,
+    min_samples_per_layer: int = 10,
+    source: str = "model",
+) -> tuple[pd.DataFrame, dict[str, Any], float]:
+    """``map_power_to_windows`` of one model's stored tables, read by their loaders (picklable
+    callables: this runs in the Kedro process or a worker); missing samples or descriptions
+    are empty. Returns the table, the report and the seconds it took."""
+    began = time.perf_counter()
+    table, report = map_power_to_windows(
+        EMPTY_SAMPLES if load_samples is None else load_samples(),
+        load_windows(),
+        EMPTY_DESCRIPTIONS if load_descriptions is None else load_descriptions(),
+        idle_power_uw,
+        min_samples_per_layer=min_samples_per_layer,
+        source=source,
+    )
+    return table, report, time.perf_counter() - began
+
+
+@on_ordinary_pages
 def summarise_power_mapping(
     samples: pd.DataFrame,
     windows: pd.DataFrame,

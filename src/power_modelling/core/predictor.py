@@ -72,9 +72,7 @@ def as_layer_descriptions(layers: pd.DataFrame) -> pd.DataFrame:
     for column in ("groups", "count"):
         frame[column] = _whole_numbers(frame[column].fillna(defaults[column]))
     for column in ("input_dims", "output_dims", "kernel", "pre_padding", "post_padding"):
-        frame[column] = frame[column].map(
-            lambda v: list(v) if isinstance(v, list | tuple | np.ndarray) else None
-        )
+        frame[column] = _as_lists(frame[column])
     return frame
 
 
@@ -85,6 +83,14 @@ def _whole_numbers(values: pd.Series) -> pd.Series:
     if numbers.notna().all() and (numbers == np.floor(numbers)).all():
         return numbers.astype("int64")
     return values
+
+
+def _as_lists(cells: pd.Series) -> pd.Series:
+    """Sequence cells as lists, anything else ``None``; a column that is so already (what the
+    engine reader gives) is kept as it is, without a pass per cell."""
+    if set(map(type, cells.to_numpy(dtype=object))) <= {list, type(None)}:
+        return cells.astype(object)
+    return cells.map(lambda v: list(v) if isinstance(v, list | tuple | np.ndarray) else None)
 
 
 def predict_targets(

@@ -9,13 +9,51 @@ in the catalog, and refuses a file that needs anything else, naming the types.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
+
+
+def skops_io() -> ModuleType:
+    """``skops.io``, imported without its walk over every scikit-learn module.
+
+    Importing ``skops.io`` lists scikit-learn's estimators (its default trusted types) with
+    ``sklearn.utils.all_estimators()``, which imports every scikit-learn module (and pytest,
+    and Dask when installed): about a third of a one-network ``kedro run --pipelines
+    prediction`` before the first model is read. For the scikit-learn version recorded in
+    ``_sklearn_estimators`` that list is known, and the import gets it from there: skops
+    trusts exactly the same types. Any other version takes skops' own walk.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import sklearn  # noqa: PLC0415
+    import sklearn.utils  # noqa: PLC0415
+
+    from power_modelling.datasets import _sklearn_estimators as recorded  # noqa: PLC0415
+
+    if sklearn.__version__ != recorded.SKLEARN_VERSION:
+        return importlib.import_module("skops.io")
+    listed = [_named_type(name) for name in recorded.ESTIMATOR_TYPES]
+    walk = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: listed
+    try:
+        return importlib.import_module("skops.io")
+    finally:
+        sklearn.utils.all_estimators = walk
+
+
+def _named_type(qualified: str) -> tuple[str, type]:
+    """``(name, class)`` as ``all_estimators`` gives them; the class is a stand-in whose module
+    and name are those of the estimator (all skops reads of it)."""
+    module, name = qualified.rsplit(".", 1)
+    return name, type(name, (), {"__module__": module})
 
 
 class SkopsModelDataset(AbstractDataset[Any, Any]):
@@ -33,7 +71,8 @@ class SkopsModelDataset(AbstractDataset[Any, Any]):
         self.metadata = metadata
 
     def load(self) -> Any:
-        import skops.io as sio  # noqa: PLC0415 (only when a model is read)
+        sio = skops_io()
+        from skops.io.exceptions import UntrustedTypesFoundException  # noqa: PLC0415
 
         if not self._filepath.is_file():
             raise DatasetError(
@@ -41,23 +80,25 @@ class SkopsModelDataset(AbstractDataset[Any, Any]):
                 "`kedro run --pipelines modelling`) or choose other models (docs/prediction.md)"
             )
         try:
-            untrusted = sio.get_untrusted_types(file=self._filepath)
+            # one pass over the file: skops audits every type against its safe defaults plus
+            # ours before it constructs anything (listing the untrusted types first would
+            # parse the whole file twice: a third of a prediction run's start-up)
+            return sio.load(self._filepath, trusted=self._trusted)
         except (zipfile.BadZipFile, ValueError, KeyError) as exc:
             raise DatasetError(
                 f"{self._filepath}: not a skops model file ({exc}); pickle/joblib model files "
                 "are refused because loading them can execute code"
             ) from exc
-        refused = sorted(set(untrusted) - set(self._trusted))
-        if refused:
+        except UntrustedTypesFoundException:
+            refused = sorted(set(sio.get_untrusted_types(file=self._filepath)) - set(self._trusted))
             raise DatasetError(
                 f"{self._filepath}: refusing to load a model that needs types outside the "
                 f"trusted list: {refused}. If you trust this file, add them to trusted_types "
                 "of its catalog entry."
-            )
-        return sio.load(self._filepath, trusted=untrusted)
+            ) from None
 
     def save(self, data: Any) -> None:
-        import skops.io as sio  # noqa: PLC0415
+        sio = skops_io()
 
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         # temporary file beside the target, then an atomic rename: a reader never sees half

@@ -3,6 +3,7 @@ trip (training logs the served model; it is loaded from the sqlite store and pre
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,14 @@ def test_prediction_pipeline_writes_tables_summary_and_reports_bad_files(
     assert tiny.loc[tiny["layer_class"] == "other", "power_prediction"].isna().all()
     shipped = pd.read_csv(output / "predictions" / f"{SHIPPED}.csv")
     assert len(shipped) == 26 and shipped["runtime_prediction"].notna().sum() == 23
+    # every network's layers in one table as well, the CSVs' rows with a network column
+    table = pd.read_parquet(output / "predictions.parquet")
+    assert table["network"].unique().tolist() == [SHIPPED, "tiny"]
+    for network, csv in ((SHIPPED, shipped), ("tiny", tiny)):
+        rows = table[table["network"] == network].drop(columns="network")
+        # through a CSV: parquet keeps None / <NA> where a CSV reads back NaN
+        rows = pd.read_csv(io.StringIO(rows.to_csv(index=False)))
+        pd.testing.assert_frame_equal(rows.reset_index(drop=True), csv, check_dtype=False)
 
     summary = pd.read_csv(output / "prediction_summary.csv").set_index("network")
     assert list(summary.columns) == [

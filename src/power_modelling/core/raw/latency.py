@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from power_modelling.core.pages import on_ordinary_pages
 from power_modelling.core.raw.plausibility import (
     PlausibleRanges,
     outside,
@@ -101,6 +102,7 @@ _NUMBER_OR_WHITESPACE[list(b"0123456789.eE+-")] = True
 _MAX_NUMBER_WIDTH = 64
 
 
+@on_ordinary_pages
 def parse_layer_latency(
     data: bytes, source: str, max_reported: int = 5, ranges: PlausibleRanges | None = None
 ) -> tuple[pd.DataFrame, dict]:

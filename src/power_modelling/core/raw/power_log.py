@@ -19,6 +19,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from power_modelling.core.pages import on_ordinary_pages
 from power_modelling.core.raw.plausibility import Range, outside, repeats_of_earlier
 from power_modelling.core.raw.spans import parse_float_spans, strip_spans
 from power_modelling.core.raw.timestamps import as_datetime64, decode_timestamp_spans
@@ -30,6 +31,7 @@ SHAPE_NVML = "mW"
 DIALECT_OF_SHAPE = {SHAPE_JETSON: "jetson", SHAPE_NVML: "nvml"}
 
 
+@on_ordinary_pages
 def parse_power_log(
     data: bytes, source: str, max_reported_lines: int = 5, power_range_uw: Range | None = None
 ) -> tuple[pd.DataFrame, dict]:

@@ -14,6 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+#: Threads that scan one large file (NumPy releases the GIL); 1 in a worker process that
+#: already has a core to itself (``power_modelling.parallel``).
+SCAN_THREADS = 2
 WHITESPACE = np.zeros(256, dtype=bool)
 WHITESPACE[list(b" \t\r\n")] = True
 NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
@@ -33,9 +36,9 @@ def byte_positions(buf: np.ndarray, byte: int, block: int = 1 << 23) -> np.ndarr
         return found
 
     starts = range(0, len(buf), block)
-    if len(starts) < 2:
+    if len(starts) < 2 or SCAN_THREADS < 2:
         return np.concatenate([scan(start) for start in starts] or [np.zeros(0, dtype)])
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(SCAN_THREADS) as pool:
         return np.concatenate(list(pool.map(scan, starts)))
 
 

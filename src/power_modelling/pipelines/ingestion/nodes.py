@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -21,16 +21,28 @@ from power_modelling.core.raw.files import (
     group_by_model,
     required_files,
 )
-from power_modelling.core.raw.latency import LatencyFileError, parse_layer_latency
+from power_modelling.core.raw.latency import parse_layer_latency
 from power_modelling.core.raw.metadata import idle_power, run_metadata
+from power_modelling.core.raw.model_files import (
+    LatencyResult,
+    read_latency_file,
+    read_power_log_file,
+)
 from power_modelling.core.raw.plausibility import (
     PlausibleRanges,
     idle_power_range,
     plausible_ranges,
 )
 from power_modelling.core.raw.power_log import DIALECT_OF_SHAPE, parse_power_log
+from power_modelling.parallel import ParallelSettings, Prefetcher, work_seconds
 
 logger = logging.getLogger(__name__)
+
+
+#: Parsing rates on one core (files read, parsed and shipped), to tell whether worker processes
+#: pay off (``power_modelling.parallel``): measured on generated Jetson models.
+LATENCY_BYTES_PER_S = 150e6
+POWER_LOG_BYTES_PER_S = 150e6
 
 
 class ModelSkipped(Exception):
@@ -93,7 +105,10 @@ def record_data_version(version: dict[str, str], raw_dataset: str) -> dict[str, 
 
 
 def ingest_models(
-    raw_files: dict[str, Loader], raw_dataset: str, params: dict
+    raw_files: dict[str, Loader],
+    raw_dataset: str,
+    params: dict,
+    parallel: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Table], dict[str, Table], dict[str, Table], dict[str, Table], dict]:
     """Every model run of the raw folder → its ``layer_windows``, ``power_samples``,
     ``layer_descriptions`` and ``run_metadata`` partitions and its ingestion report, each raw
@@ -106,6 +121,10 @@ def ingest_models(
     a time while saving, so one model's tables are in memory at a time; each parser logs its
     findings once and hands its report to the model's report partition, saved last. A latency
     file found unusable then leaves that model's tables empty and its report ``skipped``.
+
+    ``parallel`` (``params:parallel``; default: sequential) parses the big files of the next
+    models ahead on every core or a Dask cluster (``power_modelling.parallel``): the tables
+    are still saved one model at a time, in the same order, with the same reports and logs.
     """
     raw_dir = f"{RAW_ROOT}/{raw_dataset}"
     max_lines = int(params.get("max_reported_lines", 5))
@@ -131,6 +150,13 @@ def ingest_models(
             f"No usable model run in {raw_dir} ({len(models)} model folder(s) found): "
             "see the errors above and docs/ingestion.md"
         )
+    settings = ParallelSettings.of(parallel)
+    shared = _SharedParsing(runs, settings)
+    if len(runs) > 1:
+        where = settings.describe(len(runs), shared.work_s)
+        logger.info("Parsing %d models in %s", len(runs), where)
+    for run in runs.values():
+        run.shared = shared
     return (
         {model: run.layer_windows for model, run in runs.items()},
         {model: run.power_samples for model, run in runs.items()},
@@ -157,7 +183,8 @@ class _ModelRun:
         self.skipped: str | None = None
         self.skipped_file: str | None = None
         self.ranges: PlausibleRanges | None = None  # the dialect's, set by ingest_models
-        self._power: pd.DataFrame | None = None
+        self._power: tuple[pd.DataFrame, dict] | None = None
+        self.shared: _SharedParsing
 
     @classmethod
     def checked(
@@ -185,51 +212,47 @@ class _ModelRun:
         return f"{self.folder}/{self.found[role]}"
 
     def layer_windows(self) -> pd.DataFrame:
-        """Parse the latency file (once) → the windows. Empty, and the model skipped, when
+        """The latency file parsed (once) → the windows. Empty, and the model skipped, when
         the file is unusable or nothing can be mapped: no usable entry, or timed windows but
-        no usable power sample (the power log is then parsed here, before anything of the
+        no usable power sample (the power log is then taken here, before anything of the
         model is saved, and its samples kept for ``power_samples``)."""
-        try:
-            windows, self.latency_report = parse_layer_latency(
-                self.files[self.found["latency"]](),
-                self._path("latency"),
-                self.max_lines,
-                self.ranges,
-            )
-        except LatencyFileError as exc:
-            self._skip(str(exc))
-            windows, self.latency_report = _quietly(parse_layer_latency, b"{}", "", 0)
-        else:
-            if windows.empty:
-                self._skip(_nothing_usable(self._path("latency"), self.latency_report), "latency")
-            elif self.latency_report["has_power_windows"]:
-                self._power = self._parse_power()
-                if self.power_report["valid"] == 0:
-                    self._skip(
-                        _nothing_usable(self._path("power_log"), self.power_report), "power_log"
-                    )
-        self.timed_names = [str(name) for name in windows["layer_name"].cat.categories]
-        if self.skipped:
-            windows = windows.iloc[:0]
-        return windows.assign(layer_name=windows["layer_name"].astype(str))
+        result = self.shared.latency.take(self.model)
+        self.latency_report, self.timed_names = result.report, result.timed_names
+        windows = result.windows
+        if result.skipped:
+            self._skip(result.skipped)
+        elif windows.empty:
+            self._skip(_nothing_usable(self._path("latency"), self.latency_report), "latency")
+        elif self.latency_report["has_power_windows"]:
+            self._power = self.shared.power().take(self.model)
+            self.power_report = self._power[1]
+            if self.power_report["valid"] == 0:
+                self._skip(_nothing_usable(self._path("power_log"), self.power_report), "power_log")
+        return windows.iloc[:0] if self.skipped else windows
 
     def power_samples(self) -> pd.DataFrame:
-        """The power log's samples (parsed once), in time order; empty for a skipped model."""
-        power = self._power if self._power is not None else self._parse_power()
-        self._power = None
+        """The power log parsed (once) → the samples, in time order; empty for a skipped
+        model (whose log, parsed ahead before the skip was known, is dropped unheard)."""
+        if self._power is not None:
+            power, self.power_report = self._power
+            self._power = None
+        elif self.skipped:
+            power, report = _quietly(self.shared.power().take, self.model)
+            self.power_report = self.power_report or report
+        else:
+            power, self.power_report = self.shared.power().take(self.model)
         return power.iloc[:0] if self.skipped else power
 
-    def _parse_power(self) -> pd.DataFrame:
-        content = b"" if self.skipped else self.files[self.found["power_log"]]()
-        power, self.power_report = parse_power_log(
-            content,
-            self._path("power_log"),
-            self.max_lines,
-            None if self.ranges is None else self.ranges.power_uw,
+    def latency_task(self) -> Callable[[], LatencyResult]:
+        load = self.files[self.found["latency"]]
+        return partial(read_latency_file, load, self._path("latency"), self.max_lines, self.ranges)
+
+    def power_task(self) -> Callable[[], tuple[pd.DataFrame, dict]]:
+        load = None if self.skipped else self.files[self.found["power_log"]]
+        power_range = None if self.ranges is None else self.ranges.power_uw
+        return partial(
+            read_power_log_file, load, self._path("power_log"), self.max_lines, power_range
         )
-        if self.power_report["out_of_order_samples"]:
-            power = power.sort_values("timestamp", kind="stable", ignore_index=True)
-        return power
 
     def _skip(self, reason: str, parsed: str | None = None) -> None:
         """Skip the model: its tables stay empty, its report says why (with the report of
@@ -282,6 +305,31 @@ class _ModelRun:
             _quietly(self.layer_windows)
         if self.power_report is None:
             _quietly(self.power_samples)
+
+
+class _SharedParsing:
+    """The big files of all model runs, parsed by prefetching loaders: the latency files as
+    Kedro asks for the windows, then the power logs (a model whose latency file is unusable
+    gets no samples, so those tasks are made once the windows are known)."""
+
+    def __init__(self, runs: dict[str, _ModelRun], settings: ParallelSettings) -> None:
+        self.runs, self.settings = runs, settings
+        latency = [run.files[run.found["latency"]] for run in runs.values()]
+        power = [run.files[run.found["power_log"]] for run in runs.values()]
+        self.work_s = work_seconds(latency, LATENCY_BYTES_PER_S)
+        power_s = work_seconds(power, POWER_LOG_BYTES_PER_S)
+        tasks = {model: run.latency_task() for model, run in sorted(runs.items())}
+        self.latency = Prefetcher(tasks, settings, "the windows", self.work_s)
+        self._power: Prefetcher | None = None
+        self._power_s = power_s
+        if self.work_s is not None and power_s is not None:
+            self.work_s += power_s
+
+    def power(self) -> Prefetcher:
+        if self._power is None:
+            tasks = {model: run.power_task() for model, run in sorted(self.runs.items())}
+            self._power = Prefetcher(tasks, self.settings, "the power samples", self._power_s)
+        return self._power
 
 
 def build_report(model_reports: dict[str, Table], idle: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(read_device, inputs=_RAW, outputs="device_info", name="read_device"),
             Node(
                 ingest_models,
-                inputs=[*_RAW, "params:ingestion"],
+                inputs=[*_RAW, "params:ingestion", "params:parallel"],
                 outputs=[
                     "layer_windows",
                     "power_samples",

@@ -10,26 +10,35 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from sklearn.base import RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GroupKFold
-from threadpoolctl import threadpool_limits
 
-from power_modelling.core import charts
-from power_modelling.core.estimators import build_estimator, required_columns
-from power_modelling.core.intervals import fit_conformal
 from power_modelling.core.layers import LAYER_CLASSES, REPORTED_TARGETS
 from power_modelling.core.metrics import (
     SELECTION_METRICS,
     regression_metrics,
     selection_loss,
 )
-from power_modelling.core.physics_features import fit_device_constants
+
+
+# scikit-learn and matplotlib are imported by the nodes that use them (`kedro run --pipelines
+# prediction`, or any command, imports this module without them); the annotations name what
+# the nodes need of their objects, and Kedro can resolve them.
+class RegressorMixin(Protocol):
+    """A scikit-learn regressor."""
+
+    def fit(self, X: Any, y: Any) -> Any: ...  # noqa: N803 (scikit-learn's API)
+
+    def predict(self, X: Any) -> Any: ...  # noqa: N803
+
+
+class Figure(Protocol):
+    """A matplotlib figure."""
+
+    def savefig(self, *args: Any, **kwargs: Any) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +130,11 @@ def fit_spec(
     device_constants: dict[str, float] | None = None,
 ) -> RegressorMixin:
     """Build the estimator of ``spec`` and fit it on the rows of ``train`` with a target."""
+    from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415 (heavy: used here only)
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    from power_modelling.core.estimators import build_estimator, required_columns  # noqa: PLC0415
+
     target = target_params["target"]
     missing = sorted(set(required_columns(spec)) - set(train.columns))
     if missing:
@@ -204,6 +218,10 @@ def cross_validate_candidates(
     and ``calibration``: the chosen estimator's out-of-fold log residuals, from which the
     prediction intervals are made (held-out CNNs: the width reflects unseen networks).
     """
+    from sklearn.model_selection import GroupKFold  # noqa: PLC0415 (heavy: used here only)
+
+    from power_modelling.core.intervals import fit_conformal  # noqa: PLC0415 (crepes, sklearn)
+
     target = target_params["target"]
     specs = _specs(target_params)
     selection = _checked_selection(target, target_params["selection"], list(specs))
@@ -376,6 +394,8 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 def plot_test_model_bars(predictions: pd.DataFrame) -> tuple[Figure, Figure, Figure]:
     """Per test model, measured vs predicted (and baseline) per layer: one figure per target
     (``power``, ``power_total``, ``runtime``), one panel per test model."""
+    from power_modelling.core import charts  # noqa: PLC0415 (matplotlib: used here only)
+
     return tuple(
         charts.bars_per_test_model(predictions[predictions["target"] == t], t)
         for t in REPORTED_TARGETS
@@ -384,6 +404,8 @@ def plot_test_model_bars(predictions: pd.DataFrame) -> tuple[Figure, Figure, Fig
 
 def plot_predicted_vs_measured(predictions: pd.DataFrame) -> tuple[Figure, Figure, Figure]:
     """Predicted vs measured scatter on log axes, one figure per target."""
+    from power_modelling.core import charts  # noqa: PLC0415 (matplotlib: used here only)
+
     return tuple(
         charts.predicted_vs_measured(predictions[predictions["target"] == t], t)
         for t in REPORTED_TARGETS
@@ -395,6 +417,9 @@ def estimate_device_constants(*training_tables: pd.DataFrame) -> dict[str, float
     estimated from the measured layers of every class's training table (in the order of
     ``LAYER_CLASSES``), once for all the physics estimators (fitted per class, pooling's few
     layers would set its own roofline)."""
+    # scipy: imported by the node that uses it
+    from power_modelling.core.physics_features import fit_device_constants  # noqa: PLC0415
+
     table = pd.concat(
         [
             t.assign(layer_class=layer_class)

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import pandas as pd
 
-from power_modelling.core.mapping import map_power_to_windows, summarise_power_mapping
+from power_modelling.core.mapping import (
+    EMPTY_DESCRIPTIONS,
+    EMPTY_SAMPLES,
+    map_model_files,
+    summarise_power_mapping,
+)
+from power_modelling.parallel import ParallelSettings, Prefetcher, work_seconds
 
 logger = logging.getLogger(__name__)
 
 Partitions = dict[str, Callable[[], Any]]
+#: Stored windows and samples read and mapped per second on one core (parquet bytes), to
+#: tell whether worker processes pay off: measured on generated Jetson models.
+PARQUET_BYTES_PER_S = 50e6
 _SUFFIX = ".parquet"
-
-_EMPTY_SAMPLES = pd.DataFrame(
-    {"timestamp": pd.Series(dtype="datetime64[ns]"), "power_uw": pd.Series(dtype="float64")}
-)
-_EMPTY_DESCRIPTIONS = pd.DataFrame({"layer_name": [], "layer_type": []}, dtype=object)
 
 
 def _by_model(partitions: Partitions) -> Partitions:
@@ -27,27 +31,13 @@ def _by_model(partitions: Partitions) -> Partitions:
     return {key.removesuffix(_SUFFIX): load for key, load in partitions.items()}
 
 
-def _model_inputs(
-    model: str, samples: Partitions, windows: Partitions, descriptions: Partitions, warn: bool
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Load one model's samples, windows and descriptions (empty frames when missing)."""
-    if model not in samples and warn:
-        logger.warning("%s: no power samples; every window gets empty power", model)
-    if model not in descriptions and warn:
-        logger.warning("%s: no layer descriptions; layer_type is 'Unknown'", model)
-    return (
-        samples[model]() if model in samples else _EMPTY_SAMPLES,
-        windows[model](),
-        descriptions[model]() if model in descriptions else _EMPTY_DESCRIPTIONS,
-    )
-
-
-def map_power(
+def map_power(  # noqa: PLR0917 (a node: Kedro passes the inputs by position)
     power_samples: Partitions,
     layer_windows: Partitions,
     layer_descriptions: Partitions,
     idle_power: dict[str, Any],
     params: dict[str, Any],
+    parallel: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Callable[[], pd.DataFrame]], dict[str, Callable[[], dict]]]:
     """The ``layerwise`` partitions, as loaders Kedro calls one at a time while saving, and
     each model's mapping report.
@@ -56,6 +46,9 @@ def map_power(
     (``mapping.map_power_to_windows``, which also counts and warns) and returns the table, so
     only one model is in memory; the model's report loader then hands over those counts. The
     join runs once per model (should a runner ask for a report first, it is joined for it).
+    ``parallel`` (``params:parallel``; default: sequential) maps the next models ahead on
+    every core or a Dask cluster (``power_modelling.parallel``); one model's mapping is one
+    task, and the tables are saved here in the same order with the same reports.
     """
     samples, windows = _by_model(power_samples), _by_model(layer_windows)
     descriptions = _by_model(layer_descriptions)
@@ -65,17 +58,31 @@ def map_power(
     without_windows = sorted(set(samples) - set(windows))
     if without_windows:
         logger.warning("Power samples without layer windows (not mapped): %s", without_windows)
+    settings = ParallelSettings.of(parallel)
+    inputs = [*windows.values(), *samples.values()]
+    work_s = work_seconds(inputs, PARQUET_BYTES_PER_S)
+    if len(models) > 1:
+        where = settings.describe(len(models), work_s)
+        logger.info("Mapping %d models in %s", len(models), where)
+    tasks = {
+        model: partial(
+            map_model_files,
+            samples.get(model),
+            windows[model],
+            descriptions.get(model),
+            idle_power_uw,
+            min_samples_per_layer=min_samples,
+            source=model,
+        )
+        for model in models
+    }
+    mapped = Prefetcher(tasks, settings, "the layer-wise table", work_s)
     reports: dict[str, dict[str, Any]] = {}
 
     def mapper(index: int, model: str) -> Callable[[], pd.DataFrame]:
         def map_model() -> pd.DataFrame:
-            began = time.perf_counter()
-            table, reports[model] = map_power_to_windows(
-                *_model_inputs(model, samples, windows, descriptions, warn=True),
-                idle_power_uw,
-                min_samples_per_layer=min_samples,
-                source=model,
-            )
+            _warn_missing(model, samples, descriptions)
+            table, reports[model], seconds = mapped.take(model)
             logger.info(
                 "[%d/%d] %s: %d windows (%d with samples) mapped in %.2f s",
                 index,
@@ -83,7 +90,7 @@ def map_power(
                 model,
                 reports[model]["windows_total"],
                 reports[model]["windows_with_samples"],
-                time.perf_counter() - began,
+                seconds,
             )
             return table
 
@@ -93,7 +100,9 @@ def map_power(
         def report() -> dict[str, Any]:
             if model not in reports:
                 reports[model] = summarise_power_mapping(
-                    *_model_inputs(model, samples, windows, descriptions, warn=False),
+                    samples[model]() if model in samples else EMPTY_SAMPLES,
+                    windows[model](),
+                    descriptions[model]() if model in descriptions else EMPTY_DESCRIPTIONS,
                     min_samples_per_layer=min_samples,
                     source=model,
                 )
@@ -103,6 +112,13 @@ def map_power(
 
     tables = {model: mapper(i, model) for i, model in enumerate(models, start=1)}
     return tables, {model: reporter(model) for model in models}
+
+
+def _warn_missing(model: str, samples: Partitions, descriptions: Partitions) -> None:
+    if model not in samples:
+        logger.warning("%s: no power samples; every window gets empty power", model)
+    if model not in descriptions:
+        logger.warning("%s: no layer descriptions; layer_type is 'Unknown'", model)
 
 
 def report_power_mapping(model_reports: dict[str, Callable[[], dict]]) -> dict[str, dict]:

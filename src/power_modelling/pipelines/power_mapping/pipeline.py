@@ -17,6 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "layer_descriptions",
                     "idle_power",
                     "params:power_mapping",
+                    "params:parallel",
                 ],
                 outputs=["layerwise", "power_mapping_model_reports"],
                 name="map_power",

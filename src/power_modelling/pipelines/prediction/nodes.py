@@ -15,7 +15,7 @@ import pandas as pd
 from kedro.io import DatasetError
 
 from power_modelling.core.layers import RAW_ROOT
-from power_modelling.core.networks import NetworkOptions, read_networks
+from power_modelling.core.networks import LOGGED_NETWORKS, NetworkOptions, read_network_table
 from power_modelling.core.predictor import (
     NO_MODELLED_LAYER,
     PREDICTED,
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: What the summary says of each network beside its predicted totals.
 NETWORK_COLUMNS = ("format", "batch_size", "precision", "models", "device", "device_match")
+#: Default of ``prediction.max_network_csvs``: per-network CSVs written beside the parquet.
+MAX_NETWORK_CSVS = 100
 
 
 def _readable(loader: Callable[[], bytes], source: str) -> Callable[[], bytes]:
@@ -58,17 +60,12 @@ def read_prediction_networks(
         onnx_precision=str(options.get("onnx_precision", "FP16")),
         device=options.get("device"),
     )
-    descriptions, infos, errors = read_networks(loaders, folder, network_options)
-    if not descriptions:
+    layers, infos, errors = read_network_table(loaders, folder, network_options)
+    if not infos:
         raise ValueError(
             f"no network in {folder} could be read:\n"
             + "\n".join(f"- {error}" for error in errors.values())
         )
-    layers = pd.concat(
-        [frame.assign(network=network) for network, frame in descriptions.items()],
-        ignore_index=True,
-    )
-    layers = layers[["network", *[c for c in layers.columns if c != "network"]]]
     return layers, {"networks": infos, "errors": errors}
 
 
@@ -84,45 +81,62 @@ def _network_rows(
     infos: Mapping[str, Mapping[str, Any]], trained: Mapping[str, Any], models: str
 ) -> pd.DataFrame:
     """Per network: format, batch size, precision, the models used, its device and whether it
-    matches theirs; a mismatch in device or precision is warned about."""
+    matches theirs; a mismatch in device or precision is warned about (the first
+    ``LOGGED_NETWORKS`` by name, then how many more)."""
     trained_device = (trained.get("device") or {}).get("name")
     trained_precisions = set(trained.get("precisions") or [])
-    rows = []
-    for network, info in infos.items():
-        device = info.get("device")
-        match = _device_match(device, trained)
-        if match is False:
-            logger.warning(
-                "%s runs on %s, but the models '%s' were trained on %s: its predictions are "
-                "for %s, not for %s (train models on its device: docs/own-data.md)",
-                network,
-                device.get("name"),
-                models,
-                trained_device,
-                trained_device,
-                device.get("name"),
-            )
-        precision = info.get("precision")
-        if precision and trained_precisions and precision not in trained_precisions:
-            logger.warning(
-                "%s is %s, but the models '%s' were trained on %s layers",
-                network,
-                precision,
-                models,
-                "/".join(sorted(trained_precisions)),
-            )
-        rows.append(
-            {
-                "network": network,
-                "format": info.get("format"),
-                "batch_size": info.get("batch_size"),
-                "precision": precision,
-                "models": models,
-                "device": None if not device else device.get("name"),
-                "device_match": match,
-            }
+    devices = [info.get("device") for info in infos.values()]
+    matches = [_device_match(device, trained) for device in devices]
+    precisions = [info.get("precision") for info in infos.values()]
+    other_device = [
+        (network, device.get("name"))
+        for network, device, match in zip(infos, devices, matches, strict=True)
+        if match is False
+    ]
+    for network, device in other_device[:LOGGED_NETWORKS]:
+        logger.warning(
+            "%s runs on %s, but the models '%s' were trained on %s: its predictions are "
+            "for %s, not for %s (train models on its device: docs/own-data.md)",
+            network,
+            device,
+            models,
+            trained_device,
+            trained_device,
+            device,
         )
-    return pd.DataFrame(rows, columns=["network", *NETWORK_COLUMNS])
+    _log_more(other_device, f"run on another device than the models' ({trained_device})")
+    other_precision = [
+        (network, precision)
+        for network, precision in zip(infos, precisions, strict=True)
+        if precision and trained_precisions and precision not in trained_precisions
+    ]
+    for network, precision in other_precision[:LOGGED_NETWORKS]:
+        logger.warning(
+            "%s is %s, but the models '%s' were trained on %s layers",
+            network,
+            precision,
+            models,
+            "/".join(sorted(trained_precisions)),
+        )
+    _log_more(other_precision, "are in another precision than the models' training layers")
+    return pd.DataFrame(
+        {
+            "network": list(infos),
+            "format": [info.get("format") for info in infos.values()],
+            "batch_size": [info.get("batch_size") for info in infos.values()],
+            "precision": precisions,
+            "models": models,
+            "device": [device.get("name") if device else None for device in devices],
+            "device_match": matches,
+        },
+        columns=["network", *NETWORK_COLUMNS],
+    )
+
+
+def _log_more(items: list, what: str) -> None:
+    """One warning for the networks beyond the ``LOGGED_NETWORKS`` named one by one."""
+    if len(items) > LOGGED_NETWORKS:
+        logger.warning("... and %d more network(s) %s", len(items) - LOGGED_NETWORKS, what)
 
 
 def _summary(
@@ -150,13 +164,16 @@ def _summary(
 
 def _warn_out_of_domain(layer_predictions: pd.DataFrame) -> dict[str, int]:
     """One warning per network with layers outside the models' applicability domain: how
-    many and the most frequent reason. Returns ``{network: layers}`` for data_quality."""
+    many and the most frequent reason (the first ``LOGGED_NETWORKS``, then how many more).
+    Returns ``{network: layers}`` for data_quality."""
     if "in_domain" not in layer_predictions:
         return {}
     outside = layer_predictions[layer_predictions["in_domain"].eq(False).fillna(False)]
     counts = {}
     for network, rows in outside.groupby("network", sort=False):
         counts[str(network)] = len(rows)
+        if len(counts) > LOGGED_NETWORKS:
+            continue
         reason = rows["domain_note"].dropna().str.split("; ").explode().value_counts()
         logger.warning(
             "%s: %d of %d modelled layer(s) outside what the models were trained on (mostly: "
@@ -171,6 +188,7 @@ def _warn_out_of_domain(layer_predictions: pd.DataFrame) -> dict[str, int]:
             ),
             reason.index[0] if len(reason) else "far from every training layer",
         )
+    _log_more(list(counts), "with layers outside what the models were trained on")
     return counts
 
 
@@ -179,9 +197,12 @@ def report_predictions(
     networks: Mapping[str, Any],
     idle_power: Mapping[str, Any] | None,
     options: Mapping[str, Any],
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, Any]]:
-    """Per-network prediction tables, the summary (one row per network) and the ``prediction``
-    data-quality section; every network is logged like the reference tool does.
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Per-network prediction tables (the first ``prediction.max_network_csvs`` networks),
+    every layer of every network in one table (``network`` column), the summary (one row per
+    network) and the ``prediction`` data-quality section. The first ``LOGGED_NETWORKS``
+    predicted networks' figures are logged like the reference tool does; all are in the
+    summary.
 
     A network with a bad layer or without any modelled layer keeps its row in the summary,
     with a ``status``, a ``note`` naming the file (and the layer) and no totals; it is counted
@@ -194,23 +215,35 @@ def report_predictions(
     infos = networks["networks"]
     summary = _summary(layer_predictions, infos, _network_rows(infos, idle_power or {}, models))
     predicted = summary["status"] == PREDICTED
-    for row in summary[predicted].to_dict("records"):
+    for row in summary[predicted].head(LOGGED_NETWORKS).to_dict("records"):
         log_summary(row, idle_power_w)
-    for row in summary[~predicted].to_dict("records"):
+    if predicted.sum() > LOGGED_NETWORKS:
+        logger.info(
+            "... and %d more network(s): every network's figures are in prediction_summary",
+            predicted.sum() - LOGGED_NETWORKS,
+        )
+    unpredicted_rows = summary[~predicted].to_dict("records")
+    for row in unpredicted_rows[:LOGGED_NETWORKS]:
         logger.error("%s not predicted (%s): %s", row["network"], row["status"], row["note"])
+    if len(unpredicted_rows) > LOGGED_NETWORKS:
+        logger.error(
+            "... and %d more network(s) not predicted: see prediction_summary",
+            len(unpredicted_rows) - LOGGED_NETWORKS,
+        )
     out_of_domain = _warn_out_of_domain(layer_predictions)
     errors = networks["errors"]
     if errors:
+        shown = list(errors.values())[:LOGGED_NETWORKS]
         logger.error(
-            "%d of %d network file(s) not predicted: %s",
+            "%d of %d network file(s) not predicted: %s%s",
             len(errors),
             len(errors) + len(summary),
-            "; ".join(errors.values()),
+            "; ".join(shown),
+            f"; ... ({len(errors) - len(shown)} more in the data-quality report)"
+            if len(errors) > len(shown)
+            else "",
         )
-    tables = {
-        str(network): rows.drop(columns="network").reset_index(drop=True)
-        for network, rows in layer_predictions.groupby("network", sort=False)
-    }
+    tables = _network_tables(layer_predictions, summary["network"], options)
     unpredicted = summary[~predicted].set_index("network")
     quality = {
         "networks_predicted": int(predicted.sum()),
@@ -229,5 +262,28 @@ def report_predictions(
         "device_mismatches": int((summary["device_match"] == False).sum()),  # noqa: E712
         "layers_out_of_domain": out_of_domain,
         "idle_power_w": idle_power_w,
+        "network_csvs": len(tables),
     }
-    return tables, summary, quality
+    return tables, layer_predictions, summary, quality
+
+
+def _network_tables(
+    layer_predictions: pd.DataFrame, networks: pd.Series, options: Mapping[str, Any]
+) -> dict[str, pd.DataFrame]:
+    """One table per network for the first ``max_network_csvs`` of ``networks`` (``null``:
+    all): ten thousand candidates of an architecture search are one parquet file, not ten
+    thousand CSVs, unless asked for."""
+    cap = options.get("max_network_csvs", MAX_NETWORK_CSVS)
+    chosen = networks if cap is None else networks.head(max(int(cap), 0))
+    if len(chosen) < len(networks):
+        logger.info(
+            "Per-network CSVs for the first %d of %d networks (prediction.max_network_csvs); "
+            "every layer of every network is in predictions.parquet",
+            len(chosen),
+            len(networks),
+        )
+    rows = layer_predictions[layer_predictions["network"].isin(chosen)]
+    return {
+        str(network): table.drop(columns="network").reset_index(drop=True)
+        for network, table in rows.groupby("network", sort=False)
+    }

@@ -31,7 +31,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "device_idle_power",
                     "params:prediction",
                 ],
-                outputs=["predictions", "prediction_summary", "prediction_data_quality"],
+                outputs=[
+                    "predictions",
+                    "all_predictions",
+                    "prediction_summary",
+                    "prediction_data_quality",
+                ],
                 name="report_predictions",
             ),
         ]
