@@ -179,7 +179,12 @@ def test_a_dask_cluster_gives_the_sequential_outputs_reading_each_file_once(
     ):
         reads = _run(raw, tmp_path, {"scheduler": cluster.scheduler_address})
     _same_outputs(sequential[0], tmp_path)
-    assert reads == sequential[1]  # each file once, as sequentially
+    # each file once, as sequentially; the power log of net_e (unusable latency file) may have
+    # been parsed ahead, before its latency file was found unusable (its result is dropped):
+    # its power log is read ahead with those of the models whose windows are being checked
+    skipped_log = "net_e/net_e_power_log.log"
+    assert reads.pop(skipped_log, 1) == 1
+    assert reads == sequential[1]
     assert _messages(caplog) == sequential[2]
     assert f"Mapping 5 models in the Dask cluster at {cluster.scheduler_address}" in caplog.text
 

@@ -19,7 +19,8 @@ HEAVY = ("sklearn", "scipy", "matplotlib", "mlflow", "dvc", "dagshub", "onnx", "
 #: Imported by every `kedro` command in the project (settings, hooks, CLI) or by a run that
 #: only lists pipelines (the registry imports every pipeline's definition and nodes).
 LIGHT_MODULES = [
-    "power_modelling.settings",
+    # not power_modelling.settings: power_modelling.quiet imports kedro-mlflow's served-model
+    # wrapper (MLflow) on purpose, to drop the type-hint warning it emits when defined
     "power_modelling.hooks",
     "power_modelling.run_guard",
     "power_modelling.cli",

@@ -140,6 +140,16 @@ class Prefetcher:
             self.close()
         return result
 
+    def discard(self, model: str) -> None:
+        """Drop ``model``'s task: never computed if it has not been submitted, its result
+        (and its logs) dropped if it has."""
+        future = self._futures.pop(model, None)
+        if future is not None:
+            future.cancel()
+        self._submitted.add(model)
+        if not self._futures and len(self._submitted) == len(self.order):
+            self.close()
+
     def close(self) -> None:
         """Cancel what is still pending and let the workers go."""
         for future in self._futures.values():

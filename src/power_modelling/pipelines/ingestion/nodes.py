@@ -232,12 +232,12 @@ class _ModelRun:
 
     def power_samples(self) -> pd.DataFrame:
         """The power log parsed (once) → the samples, in time order; empty for a skipped
-        model (whose log, parsed ahead before the skip was known, is dropped unheard)."""
+        model."""
         if self._power is not None:
             power, self.power_report = self._power
             self._power = None
-        elif self.skipped:
-            power, report = _quietly(self.shared.power().take, self.model)
+        elif self.skipped:  # its log is never parsed (an empty one stands in)
+            power, report = _quietly(read_power_log_file, None, self._path("power_log"), 0)
             self.power_report = self.power_report or report
         else:
             power, self.power_report = self.shared.power().take(self.model)
@@ -259,6 +259,8 @@ class _ModelRun:
         the ``parsed`` file that had nothing usable)."""
         self.skipped, self.skipped_file = reason, parsed
         logger.error("Skipping model %s: %s", self.model, reason)
+        if parsed != "power_log":  # the log was not taken: it need not be parsed at all
+            self.shared.discard_power(self.model)
 
     def layer_descriptions(self) -> pd.DataFrame:
         return self.descriptions.iloc[:0] if self.skipped else self.descriptions
@@ -324,6 +326,11 @@ class _SharedParsing:
         self._power_s = power_s
         if self.work_s is not None and power_s is not None:
             self.work_s += power_s
+
+    def discard_power(self, model: str) -> None:
+        """``model`` is skipped: its power log is not parsed (or its result dropped)."""
+        if self._power is not None:
+            self._power.discard(model)
 
     def power(self) -> Prefetcher:
         if self._power is None:
