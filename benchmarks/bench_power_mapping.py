@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import run_step
+
 TARGET_SECONDS = 5.0
 TARGET_END_TO_END_RATIO = 5.0
 TARGET_RSS_MB = 2048.0
@@ -224,19 +226,8 @@ def _ru_maxrss_mb() -> float:
 
 
 def _run_module(arguments: list[str]) -> str:
-    """Run this module in a fresh Python process; returns its last line of output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_power_mapping", *arguments],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    if done.returncode:
-        print(done.stdout + done.stderr)
-        raise SystemExit(f"benchmark step {arguments[0]} failed (exit {done.returncode})")
-    lines = done.stdout.strip().splitlines()
-    return lines[-1] if lines else ""
+    """This module's step ``arguments`` in a fresh process (``benchmarks.run_step``)."""
+    return run_step("benchmarks.bench_power_mapping", arguments)
 
 
 def _print_result(result: dict) -> None:

@@ -24,21 +24,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
+from benchmarks import run_step
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ROOT / "data" / "06_models" / "h200_isolated_v1"
 TARGET_NETWORKS_PER_S = 500.0
-TRUSTED = [
-    "numpy.polynomial.polynomial.polyval",
-    "numpy.prod",
-    "sklearn.tree._tree.Tree",
-    "power_modelling.core.estimators.TrendResidualRegressor",
-]
+
+
+def trusted_types() -> list[str]:
+    """The trusted skops types of the model files: the catalog's own list, read from it."""
+    catalog = yaml.safe_load((ROOT / "conf" / "base" / "catalog_modelling.yml").read_text())
+    return list(catalog["_skops_trusted_types"])
+
+
 IDLE_POWER = {"avg_idle_power_uw": 121e6}
 
 
@@ -87,7 +92,9 @@ def load_models(folder: Path | None) -> tuple[dict, str]:
     keys = [model_key(c, t) for c in LAYER_CLASSES for t in TARGETS]
     if folder and all((folder / f"{key}.skops").is_file() for key in keys):
         files = {key: str(folder / f"{key}.skops") for key in keys}
-        models = {key: SkopsModelDataset(path, TRUSTED).load() for key, path in files.items()}
+        models = {
+            key: SkopsModelDataset(path, trusted_types()).load() for key, path in files.items()
+        }
         return models, f"trained models of {folder}"
     return proxy_models(), "proxy models (trend + extra trees, fitted on synthetic targets)"
 
@@ -209,17 +216,8 @@ def run(networks: int, models_dir: Path | None) -> dict[str, dict]:
 
 
 def _run_module(arguments: list[str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_prediction", *arguments],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    if done.returncode:
-        print(done.stdout + done.stderr)
-        raise SystemExit(f"benchmark step {arguments[:2]} failed (exit {done.returncode})")
-    return done.stdout.strip().splitlines()[-1]
+    """This module's step ``arguments`` in a fresh process (``benchmarks.run_step``)."""
+    return run_step("benchmarks.bench_prediction", arguments)
 
 
 def report(results: dict[str, dict]) -> dict[str, float]:

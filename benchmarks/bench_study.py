@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import run_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEDULERS = ("sequential", "processes", "dask-local")
@@ -171,18 +172,8 @@ def _sizes(models: int, cycles: int, layers: int) -> list[str]:
 
 
 def _run_module(arguments: list[str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_study", *arguments],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    if done.returncode:
-        print(done.stdout + done.stderr)
-        raise SystemExit(f"benchmark step {arguments[:2]} failed (exit {done.returncode})")
-    lines = done.stdout.strip().splitlines()
-    return lines[-1] if lines else ""
+    """This module's step ``arguments`` in a fresh process (``benchmarks.run_step``)."""
+    return run_step("benchmarks.bench_study", arguments)
 
 
 def report(results: dict[str, dict]) -> dict[str, float]:
