@@ -16,6 +16,7 @@ from kedro.pipeline import Pipeline
 
 from power_modelling.errors import InputError
 from power_modelling.project import checked_dataset_name
+from power_modelling.run_guard import catalog_param
 
 logger = logging.getLogger(__name__)
 
@@ -166,13 +167,6 @@ def _tracking_uri(context: KedroContext) -> str | None:
     return uri or os.environ.get("MLFLOW_TRACKING_URI")
 
 
-def _param(catalog: CatalogProtocol, name: str, default: Any = None) -> Any:
-    try:
-        return catalog.load(f"params:{name}")
-    except Exception:  # noqa: BLE001 (the pipeline has no such parameter)
-        return default
-
-
 def _partition_names(catalog: CatalogProtocol, name: str) -> list[str]:
     """Top-level names of a partitioned dataset's partitions (model folders)."""
     try:
@@ -215,20 +209,20 @@ class ParameterCheckHook:
             resolve_test_models,
         )
 
-        raw_dataset = _param(catalog, "raw_dataset")
+        raw_dataset = catalog_param(catalog, "raw_dataset")
         outputs, inputs = pipeline.all_outputs(), pipeline.inputs()
         for dataset, parameter in (
             ("raw_measurement_files", "raw_dataset"),
             ("prediction_files", "predict_dataset"),
         ):
             if dataset in inputs:
-                _check_raw_folder(catalog, dataset, parameter, _param(catalog, parameter))
+                _check_raw_folder(catalog, dataset, parameter, catalog_param(catalog, parameter))
         if "test_models" in outputs:
             source = "raw_measurement_files" if "raw_measurement_files" in inputs else None
             available = _partition_names(catalog, source or "layer_descriptions")
             if source:  # only folders: top-level files (idling_power.json, ...) are not CNNs
                 available = [n for n in available if "." not in n]
-            params = _param(catalog, "feature_engineering", {}) or {}
+            params = catalog_param(catalog, "feature_engineering", {}) or {}
             if available:
                 names, _ = resolve_test_models(
                     params.get("test_models"),
@@ -241,7 +235,7 @@ class ParameterCheckHook:
                     check_training_cnns(n_train, len(available), raw_dataset, 2)
         model = "convolutional.power_model"
         if model in inputs and model not in outputs:
-            models = _param(catalog, "prediction", {}).get("models")
+            models = catalog_param(catalog, "prediction", {}).get("models")
             folder = Path("data/06_models") / str(models)
             root = Path.cwd()
             with contextlib.suppress(Exception):
@@ -282,7 +276,7 @@ class ServedModelHook:
 
         artifacts = {name: str(Path(catalog.get(name)._filepath)) for name in inputs}
         trusted = list(getattr(catalog.get(inputs[0]), "_trusted", []))
-        raw_dataset = _param(catalog, "raw_dataset")
+        raw_dataset = catalog_param(catalog, "raw_dataset")
         mlflow.pyfunc.log_model(
             python_model=str(Path(power_modelling.__file__).parent / "serving.py"),
             artifacts=artifacts,

@@ -171,7 +171,8 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _param(catalog: CatalogProtocol, name: str, default: Any = None) -> Any:
+def catalog_param(catalog: CatalogProtocol, name: str, default: Any = None) -> Any:
+    """Parameter ``name`` from a run's catalog; ``default`` when the run has no such one."""
     try:
         return catalog.load(f"params:{name}")
     except Exception:  # noqa: BLE001 (a pipeline that has no such parameter)
@@ -199,7 +200,7 @@ class RunGuardHook:
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
     ) -> None:
-        options = _param(catalog, "run_guard", {}) or {}
+        options = catalog_param(catalog, "run_guard", {}) or {}
         self._acquire(str(options.get("lock", "wait")), float(options.get("timeout_s", 3600)))
         try:
             transaction = Transaction(self.project)
@@ -210,7 +211,7 @@ class RunGuardHook:
                     "discarded and the earlier ones restored (%s)",
                     ", ".join(restored) or "none existed",
                 )
-            raw_dataset = _param(catalog, "raw_dataset")
+            raw_dataset = catalog_param(catalog, "raw_dataset")
             self._check_inputs(pipeline, catalog, raw_dataset)
             outputs = self._outputs(pipeline, catalog)
             self._run = {
