@@ -8,7 +8,9 @@ the same name, ``run``, replaces Kedro's).
 
 from __future__ import annotations
 
+import atexit
 import copy
+import gc
 import logging
 import re
 from collections.abc import Callable
@@ -116,6 +118,12 @@ def _run_params() -> list[click.Parameter]:
 def run(**kwargs: Any) -> Any:
     """Kedro's ``run``; a bad input or parameter ends it with ``Error: <what and how to fix
     it>`` and exit status 1 instead of a traceback (a bug still shows its traceback)."""
+    # Python's last act is a full cyclic garbage collection over every object still alive:
+    # with the libraries a run imports (MLflow, SQLAlchemy, pandas, Arrow, ...) that took
+    # 0.5-1 s of a 3 s prediction run, to free memory the OS frees anyway. Frozen objects are
+    # skipped (reference counting still frees the rest, and finalizers still run).
+    atexit.register(gc.freeze)
+    gc.freeze()  # what the CLI imported: no cyclic collection rescans it during the run either
     try:
         return _kedro_run.callback(**kwargs)
     except Exception as error:

@@ -100,14 +100,32 @@ def _reads_ingested_tables(pipeline: Pipeline, catalog: CatalogProtocol) -> bool
 class DatasetNameHook:
     """Refuse ``raw_dataset`` / ``predict_dataset`` values that are paths (``../../x``,
     ``/data/x``) before anything is read, written or tracked: they select
-    ``data/01_raw/<name>``, and a path would lead outside it."""
+    ``data/01_raw/<name>``, and a path would lead outside it.
 
-    @hook_impl(tryfirst=True)  # before kedro-mlflow creates its store or any run
+    ``--params`` values are checked as soon as the context exists (before kedro-mlflow sets
+    up its store), the configured ones from the run's catalog. Not ``context.params``: Kedro
+    validates parameters against every registered pipeline there, and again against the run's
+    when it builds the catalog (a second read of all parameter files, a tenth of a
+    prediction run)."""
+
+    KINDS = ("raw_dataset", "predict_dataset")
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow creates its store
     def after_context_created(self, context: KedroContext) -> None:
-        params = context.params
-        for kind in ("raw_dataset", "predict_dataset"):
-            if kind in params:
-                checked_dataset_name(params[kind], kind)
+        given = getattr(context, "_runtime_params", None) or {}
+        for kind in self.KINDS:
+            if kind in given:
+                checked_dataset_name(given[kind], kind)
+
+    @hook_impl(tryfirst=True)  # before the run lock, the transaction and any MLflow run
+    def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
+        for kind in self.KINDS:
+            value = catalog_param(catalog, kind, _ABSENT)
+            if value is not _ABSENT:
+                checked_dataset_name(value, kind)
+
+
+_ABSENT = object()
 
 
 #: Longest wait for another process that is creating the same sqlite MLflow store.

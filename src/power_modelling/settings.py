@@ -40,12 +40,12 @@ pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 make_console_logging_safe()
 
 HOOKS = (
-    DatasetNameHook(),
     MlflowStoreLockHook(),
     RunGuardHook(),
-    # after RunGuardHook: pluggy calls the last registered first, so parameters are checked
-    # before the run takes the lock or moves any output aside
+    # after RunGuardHook: pluggy calls the last registered first, so parameters and dataset
+    # names are checked before the run takes the lock or moves any output aside
     ParameterCheckHook(),
+    DatasetNameHook(),
     ServedModelHook(),
     DataQualityMlflowHook(),
     DataVersionMlflowHook(),

@@ -114,6 +114,11 @@ def synthetic_measurements(features: pd.DataFrame, rng: np.random.Generator) -> 
 @pytest.fixture(scope="session")
 def synthetic_table() -> pd.DataFrame:
     """Ten made-up CNNs of ~20 layers each, measured by :func:`synthetic_measurements`."""
+    return make_synthetic_table()
+
+
+def make_synthetic_table() -> pd.DataFrame:
+    """The table of the ``synthetic_table`` fixture."""
     rng = np.random.default_rng(0)
     frames = []
     for model in range(10):

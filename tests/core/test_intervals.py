@@ -109,3 +109,34 @@ def test_network_totals_sum_the_bounds() -> None:
     # below: sqrt((2·0.5)² + 1²) = sqrt(2)
     assert independent.loc["a", "runtime_ms_lo"] == pytest.approx(4.0 - np.sqrt(2.0))
     assert independent.loc["b", "runtime_ms_hi"] == pytest.approx(5.0)
+
+
+def test_the_stored_half_width_gives_crepes_intervals_without_crepes() -> None:
+    """Prediction computes crepes' normalised interval from the half-width crepes gave at
+    calibration: the same bounds, and no import of crepes (scikit-learn, SciPy)."""
+    import json
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    truth = np.exp(rng.normal(0, 1, 400))
+    predicted = truth * np.exp(rng.normal(0, 0.2, 400))
+    sigma = 1 + rng.uniform(0, 2, 400)
+    calibration = fit_conformal(truth, predicted, sigma)
+    assert set(calibration["half_width"]) == {"0.9"}
+    new, new_sigma = np.array([0.5, 2.0, 30.0]), np.array([1.0, 1.7, 3.0])
+    stored = conformal_intervals(new, calibration, new_sigma)
+    asked = conformal_intervals(new, {**calibration, "half_width": {}}, new_sigma)  # crepes
+    np.testing.assert_allclose(stored, asked, rtol=1e-12)
+    code = (
+        "import json, sys\n"
+        "from power_modelling.core.intervals import conformal_intervals\n"
+        f"lo, hi = conformal_intervals({new.tolist()}, json.loads({json.dumps(calibration)!r}),"
+        f" {new_sigma.tolist()})\n"
+        "print(json.dumps([[m for m in ('crepes', 'sklearn', 'scipy') if m in sys.modules],"
+        " lo.tolist(), hi.tolist()]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, lo, hi = json.loads(done.stdout.strip().splitlines()[-1])
+    assert heavy == []
+    np.testing.assert_allclose([lo, hi], stored, rtol=1e-12)

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from power_modelling.core.physics_features import PHYSICS_COLUMNS, add_physics_features
+from power_modelling.core.compiled import log_matrix
+from power_modelling.core.physics_features import with_physics_features
 
 DOMAIN_VERSION = 1
 CATEGORICAL: dict[str, tuple[str, ...]] = {
@@ -104,7 +105,7 @@ def fit_domain(
     ``groups``: the CNN of each row (grouped calibration of the distance scale); a class
     with a single CNN falls back to leave-one-row-out distances.
     """
-    frame = _with_physics(train_features)
+    frame = with_physics_features(train_features)
     groups = np.asarray(groups)
     if len(groups) != len(frame):
         raise ValueError(f"fit_domain: {len(groups)} groups for {len(frame)} rows")
@@ -136,7 +137,7 @@ def _fit_class(
         if len(values):
             ranges[name] = [float(values.min()), float(values.max())]
     features = NEIGHBOUR[layer_class]
-    raw = _log_matrix(frame, features)
+    raw = log_matrix(frame, features)
     usable = np.isfinite(raw).all(axis=1)
     raw, kept_groups = raw[usable], groups[usable]
     center = raw.mean(axis=0)
@@ -184,7 +185,7 @@ def nearest_distance(features: pd.DataFrame, domain: dict[str, Any]) -> np.ndarr
     """Per row: distance to the nearest training layer of its class divided by the class's
     calibrated threshold (> 1: farther than unseen CNNs usually are). NaN for rows of a class
     the domain lacks or with a missing coordinate."""
-    frame = _with_physics(features)
+    frame = with_physics_features(features)
     ratio = np.full(len(frame), np.nan)
     layer_class = frame["layer_class"].astype(str).to_numpy()
     for name, spec in domain["classes"].items():
@@ -197,9 +198,7 @@ def nearest_distance(features: pd.DataFrame, domain: dict[str, Any]) -> np.ndarr
 def _class_distance(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
     nn = spec["nn"]
     points = np.asarray(nn["points"], dtype="float64")
-    query = (_log_matrix(frame, nn["features"]) - np.asarray(nn["center"])) / np.asarray(
-        nn["scale"]
-    )
+    query = (log_matrix(frame, nn["features"]) - np.asarray(nn["center"])) / np.asarray(nn["scale"])
     distance = np.full(len(frame), np.nan)
     usable = np.isfinite(query).all(axis=1)
     if usable.any() and len(points):
@@ -209,7 +208,7 @@ def _class_distance(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
 
 def assess(features: pd.DataFrame, domain: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """``(in_domain, domain_note)`` per row of ``features`` (any classes, original order)."""
-    frame = _with_physics(features)
+    frame = with_physics_features(features)
     notes = np.full(len(frame), "", dtype=object)
     layer_class = frame["layer_class"].astype(str).to_numpy()
     unknown = ~np.isin(layer_class, list(domain["classes"]))
@@ -289,18 +288,3 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 
 def _fmt(value: Any) -> str:
     return str(_category(value))
-
-
-def _log_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    values = frame.loc[:, list(columns)].apply(pd.to_numeric, errors="coerce")
-    return np.log1p(np.clip(values.to_numpy(dtype="float64"), 0.0, None))
-
-
-def _with_physics(features: pd.DataFrame) -> pd.DataFrame:
-    """``features`` with the physics columns (added when absent)."""
-    needed = ("bytes_total", "conv_kind", "pooling_kind", "element_bytes")
-    if all(c in features.columns for c in needed):
-        return features
-    if not set(PHYSICS_COLUMNS) & set(features.columns) or "layer_class" in features.columns:
-        return add_physics_features(features)
-    return features

@@ -28,19 +28,25 @@ the layer errors of one network go the same way (comonotone), which leave-one-CN
 they largely do (a network's layers share its family's kernels); it is the conservative
 combination. ``method="independent"`` adds half-widths in quadrature instead (narrower,
 valid only for independent errors). The measured coverage of both is in the LOCO report.
+
+Prediction needs no crepes: :func:`fit_conformal` stores crepes' half-width of the
+normalised interval at :data:`CONFIDENCE` (``q``: crepes' bound at ``sigma = 1``) with the
+residuals, and :func:`conformal_intervals` computes ``log ŷ ± q·sigma``, crepes' own formula,
+from it (crepes imports scikit-learn and SciPy: a second of a one-network prediction run).
+Another confidence, or a calibration stored without ``half_width``, asks crepes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from crepes import ConformalRegressor
-from sklearn.base import RegressorMixin
-from sklearn.model_selection import GroupKFold
+
+if TYPE_CHECKING:
+    from sklearn.base import RegressorMixin
 
 CONFIDENCE = 0.9
 
@@ -59,6 +65,8 @@ def grouped_oof_predictions(
     ``difficulty(train_rows, test_rows)``: per test row, the domain distance ratio to
     ``train_rows`` (e.g. ``nearest_distance(test, fit_domain(train, train.model))``).
     """
+    from sklearn.model_selection import GroupKFold  # noqa: PLC0415 (fitting only)
+
     groups = np.asarray(groups)
     n_groups = len(set(groups.tolist()))
     if n_groups < 2:
@@ -98,14 +106,37 @@ def fit_conformal(
     usable &= np.isfinite(sigma) & (sigma > 0)
     if usable.sum() < 1:
         raise ValueError("fit_conformal: no row with a positive measurement and prediction")
-    residuals = np.log(true[usable]) - np.log(predicted[usable])
-    return {
+    residuals = (np.log(true[usable]) - np.log(predicted[usable])).round(6)
+    sigmas = sigma[usable].round(6)
+    calibration = {
         "method": "crepes ConformalRegressor, normalised, on grouped out-of-fold log residuals",
         "shift": float(shift),
-        "residuals": residuals.round(6).tolist(),
-        "sigmas": sigma[usable].round(6).tolist(),
+        "residuals": residuals.tolist(),
+        "sigmas": sigmas.tolist(),
         "n": int(usable.sum()),
     }
+    if calibration["n"] >= _min_calibration(CONFIDENCE):
+        calibration["half_width"] = {str(CONFIDENCE): _crepes_half_width(calibration, CONFIDENCE)}
+    return calibration
+
+
+def _min_calibration(confidence: float) -> int:
+    """Fewest residuals that bound an interval at ``confidence``."""
+    return math.ceil(1.0 / (1.0 - confidence)) - 1
+
+
+def _crepes(calibration: dict[str, Any]) -> Any:
+    from crepes import ConformalRegressor  # noqa: PLC0415 (scikit-learn, SciPy: fitting only)
+
+    return ConformalRegressor().fit(
+        np.asarray(calibration["residuals"]), sigmas=np.asarray(calibration["sigmas"])
+    )
+
+
+def _crepes_half_width(calibration: dict[str, Any], confidence: float) -> float:
+    """crepes' normalised half-width ``q`` (its interval at ``sigma = 1`` around 0)."""
+    bounds = _crepes(calibration).predict_int(np.zeros(1), sigmas=np.ones(1), confidence=confidence)
+    return float(bounds[0, 1])
 
 
 def conformal_intervals(
@@ -124,22 +155,26 @@ def conformal_intervals(
     """
     shift = float(calibration["shift"] if shift is None else shift)
     predicted = np.asarray(y_pred, dtype="float64")
-    if int(calibration["n"]) < math.ceil(1.0 / (1.0 - confidence)) - 1:
+    if int(calibration["n"]) < _min_calibration(confidence):
         # too few held-out residuals for this confidence: unbounded, said by the caller
         # (crepes would warn on every call and return the same)
         return np.full(len(predicted), -shift), np.full(len(predicted), np.inf)
     sigma = np.ones(len(predicted)) if sigma is None else np.asarray(sigma, dtype="float64")
-    regressor = ConformalRegressor().fit(
-        np.asarray(calibration["residuals"]), sigmas=np.asarray(calibration["sigmas"])
-    )
     lo, hi = np.full(len(predicted), np.nan), np.full(len(predicted), np.nan)
     usable = np.isfinite(predicted) & (predicted + shift > 0) & np.isfinite(sigma)
     if usable.any():
-        bounds = regressor.predict_int(
-            np.log(predicted[usable] + shift), sigmas=sigma[usable], confidence=confidence
-        )
-        lo[usable] = np.exp(bounds[:, 0]) - shift
-        hi[usable] = np.exp(bounds[:, 1]) - shift
+        centre = np.log(predicted[usable] + shift)
+        stored = (calibration.get("half_width") or {}).get(str(confidence))
+        if stored is not None:  # crepes' interval, computed once at calibration
+            lower = centre - float(stored) * sigma[usable]
+            upper = centre + float(stored) * sigma[usable]
+        else:
+            bounds = _crepes(calibration).predict_int(
+                centre, sigmas=sigma[usable], confidence=confidence
+            )
+            lower, upper = bounds[:, 0], bounds[:, 1]
+        lo[usable] = np.exp(lower) - shift
+        hi[usable] = np.exp(upper) - shift
     return lo, hi
 
 

@@ -39,7 +39,9 @@ fixed cost: LeNet's layers).
   out whole families: 12.3 / 7.4 / 11.8, 14.5 / 5.9 / 23.3, 12.8 / 6.6 / 9.1 %.
 
 Attributes are NumPy arrays, floats, strings, tuples, dicts of floats and scikit-learn
-estimators: picklable, and loadable by skops with :data:`SKOPS_TRUSTED_TYPES`.
+estimators: picklable, and loadable by skops with :data:`SKOPS_TRUSTED_TYPES`. Both predict
+through :mod:`~power_modelling.core.compiled`; ``predictor(compiled=True)`` is the same formula
+with the trees as NumPy arrays, what a model file holds for prediction without scikit-learn.
 """
 
 from __future__ import annotations
@@ -54,10 +56,15 @@ from sklearn.ensemble import ExtraTreesRegressor, HistGradientBoostingRegressor
 from sklearn.linear_model import LassoCV
 from sklearn.preprocessing import StandardScaler
 
+from power_modelling.core.compiled import (
+    PowerPredictor,
+    RuntimePredictor,
+    TreeEnsemble,
+)
+from power_modelling.core.compiled import log_matrix as _matrix
+from power_modelling.core.compiled import physics_frame as _physics_frame
 from power_modelling.core.physics_features import (
     DEVICE_CONSTANT_KEYS,
-    PHYSICS_COLUMNS,
-    add_physics_features,
     device_trend,
     fit_device_constants,
 )
@@ -192,27 +199,6 @@ POWER_SHAPE_TREND: dict[str, tuple[str, ...]] = {
 }
 TREES = ("extra_trees", "hist_gradient_boosting")
 POWER_TRENDS = ("throughput", "shape", "blend")
-#: How far above the trained maximum (log units: 10x) the ``shape`` power trend extrapolates.
-SHAPE_HEADROOM = float(np.log(10.0))
-
-
-def _physics_frame(X: Any, columns: tuple[str, ...], context: str) -> pd.DataFrame:  # noqa: N803
-    """``X`` as a frame with ``columns`` (physics features added when missing)."""
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"{context}: expected the feature table as a DataFrame, got {type(X)}")
-    missing = [c for c in columns if c not in X.columns]
-    if missing and any(c in PHYSICS_COLUMNS for c in missing) and "layer_class" in X.columns:
-        X = add_physics_features(X)  # noqa: N806
-        missing = [c for c in columns if c not in X.columns]
-    if missing:
-        raise KeyError(f"{context}: feature column(s) {missing} missing from the table")
-    return X
-
-
-def _matrix(frame: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
-    """``log1p`` of the columns as floats (NaN stays NaN)."""
-    values = frame.loc[:, list(columns)].apply(pd.to_numeric, errors="coerce")
-    return np.log1p(np.clip(values.to_numpy(dtype="float64"), 0.0, None))
 
 
 def _check_finite(matrix: np.ndarray, frame: pd.DataFrame, columns: tuple[str, ...], what: str):
@@ -392,31 +378,25 @@ class FixedCostRuntimeRegressor(RegressorMixin, BaseEstimator):
             constants,
         )
 
+    def predictor(self, compiled: bool = False) -> RuntimePredictor:
+        """The prediction formula over the fitted state (:mod:`~power_modelling.core.compiled`);
+        ``compiled``: with the trees as NumPy arrays (predicts without scikit-learn)."""
+        return RuntimePredictor(
+            monotone_features=self.monotone_features_,
+            shape_features=self.shape_features_,
+            device_constants=self.device_constants_,
+            log_fixed_range=self.log_fixed_range_,
+            monotone_min=self.monotone_min_,
+            extrapolation_decay=self.extrapolation_decay,
+            trees=TreeEnsemble.from_sklearn(self.trees_) if compiled else self.trees_,
+        )
+
     def fixed_cost(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         """The fixed-cost part of the prediction (ms), NaN where a feature is missing."""
-        frame = _physics_frame(
-            X, (*self.monotone_features_, *self.shape_features_), "FixedCostRuntimeRegressor"
-        )
-        monotone = _matrix(frame, self.monotone_features_)
-        features = np.hstack([monotone, _matrix(frame, self.shape_features_)])
-        usable = np.isfinite(features).all(axis=1)
-        log_fixed = np.full(len(frame), np.nan)
-        if usable.any():
-            log_fixed[usable] = self.trees_.predict(features[usable])
-        fixed = np.exp(np.clip(log_fixed, *self.log_fixed_range_))
-        floor = self.device_constants_["launch_floor_ms"]
-        below = np.clip(self.monotone_min_ - monotone, 0.0, None).sum(axis=1)
-        weight = np.exp(-float(self.extrapolation_decay) * below)
-        return floor + (fixed - floor) * weight
+        return self.predictor().fixed_cost(X)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        frame = _physics_frame(
-            X,
-            (*self.monotone_features_, *self.shape_features_, "flops", "bytes_total"),
-            "FixedCostRuntimeRegressor.predict",
-        )
-        work, _ = self._work(frame, self.device_constants_)
-        return self.fixed_cost(frame) + work
+        return self.predictor().predict(X)
 
 
 class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
@@ -472,19 +452,9 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         """The work features power may only grow with: ``log u`` of the device utilisation
         ``u = work / (floor + work)`` of the device trend (u in (0, 1): rises with FLOPs and
         bytes and saturates, so ``log u <= 0``), ``log(1 + work / floor)`` and
-        ``log(batch size)``."""
-        work, trend = device_trend(
-            frame["flops"].to_numpy(dtype="float64"),
-            frame["bytes_total"].to_numpy(dtype="float64"),
-            self.device_constants_,
-        )
-        return np.column_stack(
-            [
-                np.log(np.maximum(work / trend, 1e-12)),
-                np.log1p(work / self.device_constants_["trend_floor_ms"]),
-                np.log(frame["batch_size"].to_numpy(dtype="float64")),
-            ]
-        )
+        ``log(batch size)`` (computed by the predictor: fit and prediction share them)."""
+        predictor = PowerPredictor(trend=self.trend, device_constants=self.device_constants_)
+        return predictor._rates(frame)
 
     def fit(self, X: pd.DataFrame, y: Any) -> ThroughputPowerRegressor:  # noqa: N803
         if self.trend == "blend":
@@ -537,26 +507,30 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         self.n_features_in_ = features.shape[1]
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    def predictor(self, compiled: bool = False) -> PowerPredictor:
+        """The prediction formula over the fitted state (:mod:`~power_modelling.core.compiled`);
+        ``compiled``: with the trees as NumPy arrays (predicts without scikit-learn)."""
         if self.trend == "blend":
-            logs = [np.log(member.predict(X)) for member in self.members_]
-            return np.exp(np.mean(logs, axis=0))
-        frame = _physics_frame(
-            X,
-            (*self.shape_features_, "flops", "bytes_total", "batch_size"),
-            "ThroughputPowerRegressor.predict",
+            members = tuple(member.predictor(compiled) for member in self.members_)
+            return PowerPredictor(trend="blend", members=members)
+        shape = {}
+        if self.trend == "shape":
+            shape = {
+                "shape_max": self.shape_max_,
+                "scaler_mean": self.scaler_.mean_,
+                "scaler_scale": self.scaler_.scale_,
+                "lasso_coef": self.lasso_.coef_,
+                "lasso_intercept": float(self.lasso_.intercept_),
+            }
+        return PowerPredictor(
+            trend=self.trend,
+            shape_features=self.shape_features_,
+            device_constants=self.device_constants_,
+            trees=TreeEnsemble.from_sklearn(self.trees_) if compiled else self.trees_,
+            residual_range=self.residual_range_,
+            coef=getattr(self, "coef_", None),
+            **shape,
         )
-        shape_matrix = _matrix(frame, self.shape_features_)
-        if self.trend == "throughput":
-            rates = self._rates(frame)
-            base = np.column_stack([rates[:, 0], np.ones(len(frame))]) @ self.coef_
-            features = np.hstack([rates, shape_matrix])
-        else:
-            clipped = np.minimum(np.nan_to_num(shape_matrix), self.shape_max_ + SHAPE_HEADROOM)
-            base = self.lasso_.predict(self.scaler_.transform(clipped))
-            features = shape_matrix
-        usable = np.isfinite(features).all(axis=1)
-        residual = np.full(len(frame), np.nan)
-        if usable.any():
-            residual[usable] = self.trees_.predict(features[usable])
-        return np.exp(base + np.clip(residual, *self.residual_range_))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        return self.predictor().predict(X)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 #: Columns ``add_physics_features`` adds. Flags are 0/1 floats (0 where they do not apply),
 #: sizes NaN where they do not apply, ``pooling_kind`` None outside pooling.
@@ -157,6 +156,17 @@ def add_physics_features(features: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**added)
 
 
+def with_physics_features(features: pd.DataFrame) -> pd.DataFrame:
+    """``features`` with the physics columns, added only when absent (every model and the
+    domain read them: computed once per table, not once per model)."""
+    needed = ("bytes_total", "conv_kind", "pooling_kind", "element_bytes")
+    if all(c in features.columns for c in needed):
+        return features
+    if not set(PHYSICS_COLUMNS) & set(features.columns) or "layer_class" in features.columns:
+        return add_physics_features(features)
+    return features
+
+
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """``numerator / denominator``, NaN where the denominator is not positive."""
     return numerator / np.where(denominator > 0, denominator, np.nan)
@@ -274,6 +284,8 @@ def _fit_trend(
     compute: np.ndarray, memory: np.ndarray, runtime: np.ndarray, floor_guess: float
 ) -> tuple[float, float, float]:
     """``(floor, a, b)`` of ``log runtime ≈ log(floor + a·compute + b·memory)``, all > 0."""
+    from scipy.optimize import least_squares  # noqa: PLC0415 (fitting only; prediction: no SciPy)
+
     log_runtime = np.log(runtime)
 
     def residuals(theta: np.ndarray) -> np.ndarray:

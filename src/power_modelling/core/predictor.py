@@ -24,6 +24,7 @@ from power_modelling.core.features import (
     size_problems,
 )
 from power_modelling.core.layers import LAYER_CLASSES, TARGETS, model_key
+from power_modelling.core.physics_features import with_physics_features
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def predict_layers(
     features = build_features(frame.loc[fine]).set_axis(np.flatnonzero(fine))
     too_big = size_problems(features)
     problems.loc[too_big.index] = problems.loc[too_big.index].fillna(too_big)
-    features = features.loc[too_big.isna()]
+    features = with_physics_features(features.loc[too_big.isna()])
     identity = ["layer_name", "layer_type"]
     if "network" in frame.columns:
         identity.insert(0, "network")

@@ -1,10 +1,21 @@
-"""Custom Kedro datasets of the project."""
+"""Custom Kedro datasets of the project.
 
-from power_modelling.datasets.mlflow_model import MlflowLoggedModelDataset
-from power_modelling.datasets.raw_bytes import RawBytesDataset
-from power_modelling.datasets.raw_data_version import RawDataVersionDataset
-from power_modelling.datasets.report_section import ReportSectionDataset
-from power_modelling.datasets.skops_model import SkopsModelDataset
+Imported on first use (PEP 562): the MLflow model dataset imports MLflow (and SciPy under
+it), which reading a model file or a raw file does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_MODULES = {
+    "MlflowLoggedModelDataset": "mlflow_model",
+    "RawBytesDataset": "raw_bytes",
+    "RawDataVersionDataset": "raw_data_version",
+    "ReportSectionDataset": "report_section",
+    "SkopsModelDataset": "skops_model",
+}
 
 __all__ = [
     "MlflowLoggedModelDataset",
@@ -13,3 +24,13 @@ __all__ = [
     "ReportSectionDataset",
     "SkopsModelDataset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULES])

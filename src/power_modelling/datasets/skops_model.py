@@ -5,11 +5,21 @@ that came from somewhere else (a shared folder, DagsHub, a colleague) could do a
 skops file is data: ``skops.io`` rebuilds only the types it is told to trust. This dataset
 trusts scikit-learn and NumPy (what skops itself calls safe) plus the ``trusted_types`` named
 in the catalog, and refuses a file that needs anything else, naming the types.
+
+A physics estimator's file also holds its NumPy predictor (:mod:`power_modelling.core.compiled`:
+a JSON header and ``.npy`` arrays, members under ``power_modelling/`` of the same zip file,
+which skops ignores). Loading returns that predictor (``predictor: true``, the default): no
+scikit-learn, SciPy or skops import and an eighth of the bytes, the same predictions. One
+file, written in one atomic rename, so the two can never disagree; a file without one (any
+other estimator, or written before) loads the scikit-learn estimator as skops. ``predictor:
+false`` always loads the scikit-learn estimator (to inspect or refit it).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+import logging
 import os
 import sys
 import tempfile
@@ -18,7 +28,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 from kedro.io import AbstractDataset, DatasetError
+
+from power_modelling.core.compiled import NotCompilable, from_state, to_state
+
+logger = logging.getLogger(__name__)
+#: Zip members of the NumPy predictor inside a skops file.
+PREDICTOR_HEADER = "power_modelling/predictor.json"
+PREDICTOR_ARRAYS = "power_modelling/arrays/"
 
 
 def skops_io() -> ModuleType:
@@ -58,19 +76,54 @@ def _named_type(qualified: str) -> tuple[str, type]:
 
 class SkopsModelDataset(AbstractDataset[Any, Any]):
     """``filepath``: the ``.skops`` file; ``trusted_types``: fully qualified names of the
-    project's own types a model may contain (beyond skops' safe defaults)."""
+    project's own types a model may contain (beyond skops' safe defaults); ``predictor``:
+    load the NumPy predictor the file holds, if any (else the scikit-learn estimator)."""
 
     def __init__(
         self,
         filepath: str,
         trusted_types: list[str] | None = None,
+        predictor: bool = True,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = Path(filepath)
         self._trusted = list(trusted_types or [])
+        self._predictor = bool(predictor)
         self.metadata = metadata
 
     def load(self) -> Any:
+        if self._predictor and self._filepath.is_file():
+            predictor = self._load_predictor()
+            if predictor is not None:
+                return predictor
+        return self._load_estimator()
+
+    def _load_predictor(self) -> Any:
+        """The NumPy predictor in the file; ``None`` when it holds none (or an older layout)."""
+        try:
+            with zipfile.ZipFile(self._filepath) as archive:
+                names = archive.namelist()
+                if PREDICTOR_HEADER not in names:
+                    return None
+                header = json.loads(archive.read(PREDICTOR_HEADER))
+                arrays = {}
+                for name in names:
+                    if name.startswith(PREDICTOR_ARRAYS) and name.endswith(".npy"):
+                        with archive.open(name) as member:
+                            key = name[len(PREDICTOR_ARRAYS) : -len(".npy")]
+                            arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+            return from_state(header, arrays)
+        except zipfile.BadZipFile:
+            return None  # the skops reader names the problem
+        except (ValueError, KeyError) as exc:
+            logger.info(
+                "%s: its NumPy predictor is unreadable (%s); loading the estimator",
+                self._filepath,
+                exc,
+            )
+            return None
+
+    def _load_estimator(self) -> Any:
         sio = skops_io()
         from skops.io.exceptions import UntrustedTypesFoundException  # noqa: PLC0415
 
@@ -109,13 +162,39 @@ class SkopsModelDataset(AbstractDataset[Any, Any]):
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(sio.dumps(data))
+            self._append_predictor(data, Path(temporary))
+            os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide models from other users
             os.replace(temporary, self._filepath)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
 
+    @staticmethod
+    def _append_predictor(data: Any, path: Path) -> None:
+        """Add the estimator's NumPy predictor to the skops zip at ``path`` (none for
+        estimators without one)."""
+        compile_predictor = getattr(data, "predictor", None)
+        if not callable(compile_predictor):
+            return
+        try:
+            header, arrays = to_state(compile_predictor(compiled=True))
+        except NotCompilable as exc:
+            logger.debug("%s: no NumPy predictor (%s)", path, exc)
+            return
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(PREDICTOR_HEADER, json.dumps(header))
+            for key, array in arrays.items():
+                with archive.open(f"{PREDICTOR_ARRAYS}{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(
+                        member, np.ascontiguousarray(array), allow_pickle=False
+                    )
+
     def _exists(self) -> bool:
         return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "trusted_types": self._trusted}
+        return {
+            "filepath": str(self._filepath),
+            "trusted_types": self._trusted,
+            "predictor": self._predictor,
+        }
