@@ -105,3 +105,39 @@ def test_distance_is_calibrated_by_held_out_cnns(training: pd.DataFrame, domain:
     partial = fit_domain(training[~held_out], training.loc[~held_out, "model"])
     ratio = nearest_distance(training[held_out], partial)
     assert np.mean(ratio <= 1.0) >= 0.9
+
+
+def test_intervals_widen_with_distance_from_the_training_set(training: pd.DataFrame) -> None:
+    """Calibrated on out-of-fold domain distances, a batch-8 layer's interval is wider than
+    the same layer's at batch 1 (same prediction, farther from anything trained)."""
+    from sklearn.model_selection import GroupKFold
+
+    from power_modelling.core.intervals import (
+        conformal_intervals,
+        fit_conformal,
+        out_of_fold_sigma,
+        prediction_sigma,
+    )
+
+    rows = training[training["layer_class"] == "convolutional"].reset_index(drop=True)
+    groups = rows["model"].to_numpy()
+    folds = list(GroupKFold(3).split(rows, groups=groups))
+    sigma = out_of_fold_sigma(rows, groups, folds)
+    assert (sigma >= 1).all() and sigma.max() > 1.2  # some held-out layers are far
+    rng = np.random.default_rng(0)
+    truth = np.exp(rng.normal(0, 1, len(rows)))
+    predicted = truth * np.exp(rng.normal(0, 0.1 * sigma))  # error grows with distance
+    calibration = fit_conformal(truth, predicted, sigma, difficulty="domain_distance")
+    assert calibration["difficulty"] == "domain_distance"
+    assert prediction_sigma({**calibration, "difficulty": None}, np.ones(2)) is None
+
+    domain = fit_domain(training, training["model"])
+    near = engine_features(_engine("resnet18"), "resnet18")
+    far = engine_features(rewrite_batch(_engine("resnet18"), 8), "resnet18@8")
+    widths = []
+    for features in (near, far):
+        conv = features[features["layer_class"] == "convolutional"].iloc[:5]
+        ratio = nearest_distance(conv, domain)
+        lo, hi = conformal_intervals(np.ones(5), calibration, prediction_sigma(calibration, ratio))
+        widths.append(np.log(hi) - np.log(lo))
+    assert (widths[1] > widths[0] * 1.05).all()

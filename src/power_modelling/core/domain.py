@@ -206,8 +206,11 @@ def _class_distance(frame: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
     return distance / float(nn["threshold"])
 
 
-def assess(features: pd.DataFrame, domain: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """``(in_domain, domain_note)`` per row of ``features`` (any classes, original order)."""
+def assess(
+    features: pd.DataFrame, domain: dict[str, Any], ratio: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(in_domain, domain_note)`` per row of ``features`` (any classes, original order);
+    ``ratio``: their :func:`nearest_distance` when the caller has it already."""
     frame = with_physics_features(features)
     notes = np.full(len(frame), "", dtype=object)
     layer_class = frame["layer_class"].astype(str).to_numpy()
@@ -216,7 +219,7 @@ def assess(features: pd.DataFrame, domain: dict[str, Any]) -> tuple[np.ndarray, 
         np.char.add("layer class ", layer_class[unknown].astype(str)), " not modelled"
     ).astype(object)
     tolerance = float(domain.get("range_tolerance", 1.0))
-    ratio = nearest_distance(frame, domain)
+    ratio = nearest_distance(frame, domain) if ratio is None else np.asarray(ratio)
     for name, spec in domain["classes"].items():
         rows = np.flatnonzero(layer_class == name)
         if rows.size:

@@ -91,14 +91,34 @@ def difficulty_sigma(distance_ratio: np.ndarray) -> np.ndarray:
     return 1.0 + np.clip(np.where(np.isfinite(ratio), ratio, fallback), 0.0, None)
 
 
+def out_of_fold_sigma(
+    features: pd.DataFrame, groups: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Each row's difficulty ``1 + d`` against the applicability domain fitted on the other
+    folds' rows (``d``: ``domain.nearest_distance``, as prediction computes it against the
+    domain of all training rows): a held-out CNN unlike the rest gets the larger sigma its
+    residuals need, so the calibration learns how error grows with distance."""
+    from power_modelling.core.domain import fit_domain, nearest_distance  # noqa: PLC0415
+
+    groups = np.asarray(groups)
+    sigma = np.ones(len(features))
+    for train, test in folds:
+        domain = fit_domain(features.iloc[train], groups[train])
+        sigma[test] = difficulty_sigma(nearest_distance(features.iloc[test], domain))
+    return sigma
+
+
 def fit_conformal(
     y_true: np.ndarray,
     y_oof: np.ndarray,
     sigma: np.ndarray | None = None,
     shift: float = 0.0,
+    difficulty: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-able calibration of one (layer class, target): log residuals of the grouped
-    out-of-fold predictions (rows without a usable value are left out) and their sigmas."""
+    out-of-fold predictions (rows without a usable value are left out) and their sigmas.
+    ``difficulty``: what the sigmas are (``"domain_distance"``: :func:`out_of_fold_sigma`;
+    prediction then scales by the same, see :func:`prediction_sigma`)."""
     true = np.asarray(y_true, dtype="float64") + shift
     predicted = np.asarray(y_oof, dtype="float64") + shift
     sigma = np.ones(len(true)) if sigma is None else np.asarray(sigma, dtype="float64")
@@ -115,9 +135,21 @@ def fit_conformal(
         "sigmas": sigmas.tolist(),
         "n": int(usable.sum()),
     }
+    if difficulty is not None:
+        calibration["difficulty"] = difficulty
     if calibration["n"] >= _min_calibration(CONFIDENCE):
         calibration["half_width"] = {str(CONFIDENCE): _crepes_half_width(calibration, CONFIDENCE)}
     return calibration
+
+
+def prediction_sigma(
+    calibration: dict[str, Any], distance_ratio: np.ndarray | None
+) -> np.ndarray | None:
+    """The sigmas of new rows for ``calibration``: ``1 + d`` of their domain distance ratios
+    when it was calibrated on those (``difficulty: domain_distance``), else ``None`` (1)."""
+    if calibration.get("difficulty") != "domain_distance" or distance_ratio is None:
+        return None
+    return difficulty_sigma(distance_ratio)
 
 
 def _min_calibration(confidence: float) -> int:

@@ -167,33 +167,47 @@ def predict_layers(
             table.loc[rows, predicted.columns] = predicted
     table["problem"] = pd.Series(problems.to_numpy(), dtype=object).where(problems.notna(), None)
     _log_problems(table)
+    ratio = None
     if domain is not None:
-        _add_domain(table, features, domain)
+        ratio = _add_domain(table, features, domain)
     if calibrations is not None:
-        _add_intervals(table, features.index, calibrations)
+        _add_intervals(table, features.index, calibrations, ratio)
     return with_idle_power(table, idle_power_w)
 
 
-def _add_domain(table: pd.DataFrame, features: pd.DataFrame, domain: Mapping[str, Any]) -> None:
-    """``in_domain`` / ``domain_note`` of the modelled layers (empty for the others)."""
-    from power_modelling.core.domain import assess  # noqa: PLC0415
+def _add_domain(
+    table: pd.DataFrame, features: pd.DataFrame, domain: Mapping[str, Any]
+) -> pd.Series:
+    """``in_domain`` / ``domain_note`` of the modelled layers (empty for the others); returns
+    their nearest-neighbour distance ratios (NaN elsewhere: the intervals' difficulty)."""
+    from power_modelling.core.domain import assess, nearest_distance  # noqa: PLC0415
 
     table["in_domain"] = pd.Series(pd.NA, index=table.index, dtype="boolean")
     table["domain_note"] = pd.Series(None, index=table.index, dtype=object)
+    ratio = pd.Series(np.nan, index=table.index)
     # the classes the domain describes (a model set without one leaves in_domain empty)
     covered = [c for c in LAYER_CLASSES if c in (domain.get("classes") or {})]
     modelled = features.index[features["layer_class"].isin(covered)]
     if len(modelled):
-        in_domain, notes = assess(features.loc[modelled], dict(domain))
+        ratio.loc[modelled] = nearest_distance(features.loc[modelled], dict(domain))
+        in_domain, notes = assess(features.loc[modelled], dict(domain), ratio.loc[modelled])
         table.loc[modelled, "in_domain"] = in_domain
         table.loc[modelled, "domain_note"] = [note or None for note in notes]
+    return ratio
 
 
 def _add_intervals(
-    table: pd.DataFrame, predicted: pd.Index, calibrations: Mapping[str, Mapping[str, Any]]
+    table: pd.DataFrame,
+    predicted: pd.Index,
+    calibrations: Mapping[str, Mapping[str, Any]],
+    ratio: pd.Series | None = None,
 ) -> None:
-    """90 % conformal intervals of every modelled layer's runtime and dynamic power."""
-    from power_modelling.core.intervals import conformal_intervals  # noqa: PLC0415
+    """90 % conformal intervals of every modelled layer's runtime and dynamic power, wider
+    with the layer's distance from the training set (``ratio``) where calibrated so."""
+    from power_modelling.core.intervals import (  # noqa: PLC0415
+        conformal_intervals,
+        prediction_sigma,
+    )
 
     for target in TARGETS:
         table[f"{target}_lo"] = np.nan
@@ -210,8 +224,11 @@ def _add_intervals(
                     calibration.get("n", 0),
                 )
             if len(rows) and calibration:
+                distance = None if ratio is None else ratio.loc[rows].to_numpy()
                 lo, hi = conformal_intervals(
-                    table.loc[rows, f"{target}_prediction"].to_numpy(), calibration
+                    table.loc[rows, f"{target}_prediction"].to_numpy(),
+                    calibration,
+                    prediction_sigma(calibration, distance),
                 )
                 table.loc[rows, f"{target}_lo"] = np.clip(lo, 0.0, None)
                 table.loc[rows, f"{target}_hi"] = hi

@@ -220,7 +220,10 @@ def cross_validate_candidates(
     """
     from sklearn.model_selection import GroupKFold  # noqa: PLC0415 (heavy: used here only)
 
-    from power_modelling.core.intervals import fit_conformal  # noqa: PLC0415 (crepes, sklearn)
+    from power_modelling.core.intervals import (  # noqa: PLC0415 (crepes, sklearn)
+        fit_conformal,
+        out_of_fold_sigma,
+    )
 
     target = target_params["target"]
     specs = _specs(target_params)
@@ -273,7 +276,16 @@ def cross_validate_candidates(
     )
     # total power's residuals for power (the shift): its log is what the models are good at
     shift = float(np.nanmedian(_idle_power(rows))) if target == "power" else 0.0
-    calibration = fit_conformal(rows[target].to_numpy(), out_of_fold[selected], shift=shift)
+    # normalised by each held-out layer's distance to the other folds' training layers:
+    # intervals widen with distance from the training set (a batch size never trained on)
+    sigma = out_of_fold_sigma(rows, groups.astype(str).to_numpy(), folds)
+    calibration = fit_conformal(
+        rows[target].to_numpy(),
+        out_of_fold[selected],
+        sigma,
+        shift=shift,
+        difficulty="domain_distance",
+    )
     return {
         "target": target,
         "selected": selected,
