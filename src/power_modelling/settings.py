@@ -5,6 +5,8 @@ import os
 # Offline-first: no usage telemetry from MLflow or DVC (kedro's own is off via .telemetry).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# no download progress bars in the log when the served model is logged and checked
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 # Known harmless warnings filtered before kedro or its plugins import MLflow (the `kedro`
 # command has filtered them already, through this package's `kedro.init` entry point).
