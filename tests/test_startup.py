@@ -77,3 +77,54 @@ def test_skops_trusts_exactly_the_recorded_scikit_learn_types() -> None:
         "scikit-learn changed: python -m power_modelling.datasets._sklearn_estimators"
     )
     assert recorded.recorded() == recorded.ESTIMATOR_TYPES
+
+
+def test_a_prediction_with_physics_models_imports_no_scikit_learn(tmp_path: Path) -> None:
+    """The whole inference of a network (model files, features, domain, intervals) runs on
+    NumPy and pandas: what keeps a one-network prediction run near a bare `kedro` command."""
+    from power_modelling.core.domain import fit_domain
+    from power_modelling.core.intervals import fit_conformal
+    from power_modelling.core.loco import trainable
+    from power_modelling.core.physics_estimators import (
+        FixedCostRuntimeRegressor,
+        ThroughputPowerRegressor,
+    )
+    from power_modelling.datasets import SkopsModelDataset
+    from tests.core.conftest import make_synthetic_table
+    from tests.standins import tiny_engine
+
+    table = make_synthetic_table()
+    calibrations: dict = {}
+    for layer_class in ("convolutional", "pooling", "dense"):
+        rows = trainable(table, layer_class, "runtime")
+        for target, kind in (
+            ("runtime", FixedCostRuntimeRegressor),
+            ("power", ThroughputPowerRegressor),
+        ):
+            model = kind(layer_class, n_estimators=10).fit(rows, rows[target])
+            SkopsModelDataset(str(tmp_path / f"{layer_class}_{target}.skops")).save(model)
+            calibrations.setdefault(layer_class, {})[target] = fit_conformal(
+                rows[target].to_numpy(), model.predict(rows) * 1.05
+            )
+    (tmp_path / "domain.json").write_text(json.dumps(fit_domain(table, table["model"])))
+    (tmp_path / "intervals.json").write_text(json.dumps(calibrations))
+    (tmp_path / "engine.json").write_text(json.dumps(tiny_engine()))
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from power_modelling.core.networks import describe_networks\n"
+        "from power_modelling.core.predictor import predict_layers\n"
+        "from power_modelling.datasets import SkopsModelDataset\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "models = {p.stem: SkopsModelDataset(str(p)).load() for p in root.glob('*.skops')}\n"
+        "layers, _, _ = describe_networks([root / 'engine.json'])\n"
+        "domain = json.loads((root / 'domain.json').read_text())\n"
+        "intervals = json.loads((root / 'intervals.json').read_text())\n"
+        "out = predict_layers(layers, models, 100.0, domain, intervals)\n"
+        "assert out['runtime_hi'].notna().sum() == 3, out\n"
+        "heavy = ('sklearn', 'scipy', 'skops', 'crepes')\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
