@@ -186,3 +186,15 @@ def test_model_files_round_trip(synthetic_table: pd.DataFrame, estimator, target
     np.testing.assert_array_equal(sio.loads(data, trusted=SKOPS_TRUSTED_TYPES).predict(rows),
                                   expected)  # fmt: skip
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(rows), expected)
+
+
+def test_the_catalog_trusts_every_type_the_physics_estimators_need() -> None:
+    """``SKOPS_TRUSTED_TYPES`` documents what the physics estimators' skops files hold; the
+    catalog's ``_skops_trusted_types`` (what model files are loaded with) must cover it."""
+    from pathlib import Path
+
+    import yaml
+
+    catalog = Path(__file__).parents[2] / "conf" / "base" / "catalog_modelling.yml"
+    trusted = yaml.safe_load(catalog.read_text())["_skops_trusted_types"]
+    assert set(SKOPS_TRUSTED_TYPES) <= set(trusted), set(SKOPS_TRUSTED_TYPES) - set(trusted)
