@@ -198,3 +198,26 @@ def test_the_catalog_trusts_every_type_the_physics_estimators_need() -> None:
     catalog = Path(__file__).parents[2] / "conf" / "base" / "catalog_modelling.yml"
     trusted = yaml.safe_load(catalog.read_text())["_skops_trusted_types"]
     assert set(SKOPS_TRUSTED_TYPES) <= set(trusted), set(SKOPS_TRUSTED_TYPES) - set(trusted)
+
+
+@settings(max_examples=20, deadline=None)
+@given(k=st.sampled_from([1, 2, 8, 10**5, 10**6]), n=st.sampled_from([1, 3, 10**5]))
+def test_power_far_outside_the_trained_sizes_stays_bounded(
+    shape_power_model: ThroughputPowerRegressor, k: int, n: int
+) -> None:
+    """The ``shape`` trend is a linear model in log features: a layer far smaller or larger
+    than any trained one must not take it (and the power) beyond its trained values (a
+    LeNet dense layer beside ResNets' was predicted at 1e14 W before)."""
+    model = shape_power_model
+    power = model.predict(features_of([linear_layer("far", k, n)]))[0]
+    bound = np.exp(model.trend_range_[1] + model.residual_range_[1])
+    assert 0 < power <= bound * (1 + 1e-9)
+
+
+@pytest.fixture(scope="module")
+def shape_power_model(synthetic_table: pd.DataFrame) -> ThroughputPowerRegressor:
+    rows = trainable(synthetic_table, "dense", "power")
+    rows = rows[rows["model"].isin(["cnn3", "cnn4"])]  # a narrow training set
+    return ThroughputPowerRegressor("dense", trend="shape", n_estimators=20).fit(
+        rows, rows["power"]
+    )

@@ -40,7 +40,7 @@ STATE_VERSION = 1
 #: Above this many (row, tree) pairs, scikit-learn's tree walker predicts (NumPy walks every
 #: pair level by level: fine for a few networks, slower than compiled code for thousands).
 NUMPY_PAIRS_MAX = 400_000
-#: How far above the trained maximum (log units: 10x) the ``shape`` power trend extrapolates.
+#: How far beyond the trained range (log units: 10x) the ``shape`` power trend extrapolates.
 SHAPE_HEADROOM = float(np.log(10.0))
 
 
@@ -356,7 +356,15 @@ class PowerPredictor:
     ``"shape"`` (a standardised linear trend on capped shape features + trees) or
     ``"blend"`` (the geometric mean of its ``members``)."""
 
-    ARRAYS = ("residual_range", "coef", "shape_max", "scaler_mean", "scaler_scale", "lasso_coef")
+    ARRAYS = (
+        "residual_range",
+        "coef",
+        "shape_max",
+        "trend_range",
+        "scaler_mean",
+        "scaler_scale",
+        "lasso_coef",
+    )
 
     def __init__(
         self,
@@ -368,6 +376,7 @@ class PowerPredictor:
         residual_range: np.ndarray | None = None,
         coef: np.ndarray | None = None,
         shape_max: np.ndarray | None = None,
+        trend_range: np.ndarray | None = None,
         scaler_mean: np.ndarray | None = None,
         scaler_scale: np.ndarray | None = None,
         lasso_coef: np.ndarray | None = None,
@@ -380,6 +389,7 @@ class PowerPredictor:
         self.trees = trees
         self.residual_range = residual_range
         self.coef, self.shape_max = coef, shape_max
+        self.trend_range = trend_range
         self.scaler_mean, self.scaler_scale = scaler_mean, scaler_scale
         self.lasso_coef, self.lasso_intercept = lasso_coef, float(lasso_intercept)
         self.members = tuple(members)
@@ -418,6 +428,12 @@ class PowerPredictor:
             clipped = np.minimum(np.nan_to_num(shape_matrix), self.shape_max + SHAPE_HEADROOM)
             scaled = (clipped - self.scaler_mean) / self.scaler_scale
             base = scaled @ self.lasso_coef + self.lasso_intercept
+            if self.trend_range is not None:
+                # power within what the trend was fitted to: below the trained range a
+                # negative coefficient sent a layer far smaller than any trained one
+                # (LeNet's beside ResNets) to 1e14 W; clipping the inputs instead made
+                # mixed-direction combinations worse
+                base = np.clip(base, *self.trend_range)
             features = shape_matrix
         residual = _tree_predict(self.trees, features, len(frame))
         return np.exp(base + np.clip(residual, *self.residual_range))

@@ -30,7 +30,8 @@ fixed cost: LeNet's layers).
   utilisation of the runtime trend (rises with FLOPs and bytes, saturates at 1: power is
   bounded), plus extra trees on the residual that are non-decreasing in ``log u``,
   ``log(1 + work/floor)`` and ``log batch`` and free in per-item shape features;
-- ``"shape"``: a Lasso on per-item shape features (inputs capped at 10x the trained maximum) with
+- ``"shape"``: a Lasso on per-item shape features (inputs capped at 10x the trained maximum,
+  the trend kept within its trained values) with
   extra trees on its residuals: the current ``trend_extra_trees`` candidate made
   batch-invariant (power does not change with batch size: conservatively flat);
 - ``"blend"`` (default): the geometric mean of the two. Both are non-decreasing in work at a
@@ -486,15 +487,19 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
             features = np.hstack([rates, shape_matrix])
             constraint = [1, 1, 1] + [0] * len(shape)
         else:
-            # inputs (log1p >= 0) capped at 10x the trained maximum at prediction: a linear
-            # trend in log features would grow without bound (power saturates); below, the
-            # trend follows smaller layers down and stays bounded (log1p >= 0)
+            # inputs capped at 10x the trained maximum at prediction: a linear trend in log
+            # features would grow without bound (power saturates)
             self.shape_max_ = shape_matrix.max(axis=0)
             self.scaler_ = StandardScaler().fit(shape_matrix)
             self.lasso_ = LassoCV(cv=5, alphas=50, max_iter=10000, tol=1e-6).fit(
                 self.scaler_.transform(shape_matrix), log_power
             )
-            residual = log_power - self.lasso_.predict(self.scaler_.transform(shape_matrix))
+            trend = self.lasso_.predict(self.scaler_.transform(shape_matrix))
+            # and the trend itself within its trained values (power is bounded): collinear
+            # features (FLOPs, weights, bytes of a GEMM) get large opposite coefficients
+            # whose sum still extrapolates inside that box
+            self.trend_range_ = np.array([trend.min(), trend.max()])
+            residual = log_power - trend
             features = shape_matrix
             constraint = [0] * len(shape)
         self.trees_ = _trees(
@@ -516,6 +521,7 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         shape = {}
         if self.trend == "shape":
             shape = {
+                "trend_range": getattr(self, "trend_range_", None),  # None: fitted before it
                 "shape_max": self.shape_max_,
                 "scaler_mean": self.scaler_.mean_,
                 "scaler_scale": self.scaler_.scale_,
