@@ -4,7 +4,8 @@ Inside the template, datasets and parameters have short names (``model_input_tra
 ``params:power``, ...); the namespace turns them into ``convolutional.model_input_train``,
 ``params:convolutional.power``, ... so all layer-class differences live in
 ``conf/base/parameters_modelling.yml``. The shared ``params:evaluation`` is mapped in
-unchanged.
+unchanged. Outside the namespaces (they need every layer class at once): the device constants
+and the leave-one-CNN-out evaluation (``params:loco``).
 """
 
 from __future__ import annotations
