@@ -53,7 +53,7 @@ from power_modelling.core.physics_estimators import (
     ThroughputPowerRegressor,
 )
 from power_modelling.core.physics_features import add_physics_features, fit_device_constants
-from power_modelling.pipelines.modelling.nodes import fit_spec
+from power_modelling.pipelines.modelling.nodes import spec_fitter
 
 PROJECT = Path(__file__).resolve().parents[1]
 FEATURES = PROJECT / "data" / "04_feature"
@@ -84,23 +84,27 @@ def family(model: str) -> str:
 # ----------------------------------------------------------------------------- fitters
 def current_fitter(selected: dict[tuple[str, str], str]) -> Any:
     """Fits the current pipeline estimator (``selected[(class, target)]`` of the candidates;
-    ``baseline`` = NeuralPower) exactly as the modelling pipeline does, single-threaded."""
+    ``baseline`` = NeuralPower) as the pipeline's leave-one-CNN-out does (``spec_fitter``:
+    device constants of the training CNNs for the physics ones), single-threaded."""
     parameters = yaml.safe_load(PARAMETERS.read_text())
-
-    def fit(train: pd.DataFrame, layer_class: str, target: str) -> RegressorMixin:
+    specs = {}
+    for (layer_class, target), name in selected.items():
         target_params = parameters[layer_class][target]
-        name = selected[(layer_class, target)]
         spec = (
             target_params["baseline"] if name == "baseline" else target_params["candidates"][name]
         )
-        spec = {**spec, "regressor": {**spec["regressor"], "n_jobs": 1}}
-        if spec.get("trend"):
-            regressor = spec["trend"]["regressor"]
-            spec["trend"] = {**spec["trend"], "regressor": {**regressor, "n_jobs": 1}}
-        rows = trainable(train, layer_class, target)
-        return fit_spec(rows, spec, target_params, 42)
+        specs[(layer_class, target)] = (_single_threaded(spec), target_params)
+    return spec_fitter(specs, 42)
 
-    return fit
+
+def _single_threaded(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with ``n_jobs: 1`` in its regressor and its trend's (physics specs: as is)."""
+    if "regressor" in spec:
+        spec = {**spec, "regressor": {**spec["regressor"], "n_jobs": 1}}
+    if spec.get("trend"):
+        regressor = spec["trend"]["regressor"]
+        spec = {**spec, "trend": {**spec["trend"], "regressor": {**regressor, "n_jobs": 1}}}
+    return spec
 
 
 def selected_estimators() -> dict[tuple[str, str], str]:

@@ -94,6 +94,13 @@ def test_the_run_ends_with_its_results_and_no_warning(trained_project: Path) -> 
         )
         assert re.search(row, table), row
     assert "mean over lenet, resnet18:" in table
+    loco = metrics["loco"]["summary"]["mean_over_cnns"]
+    assert (
+        f"Leave-one-CNN-out, mean over {len(SMALL_MODELS)} CNNs (each predicted by models fitted "
+        "on the others):\n"
+        f"  per-layer RMSPE runtime {loco['runtime_rmspe']:.1f} %  total power "
+        f"{loco['power_total_rmspe']:.1f} %"
+    ) in table
     assert f"models skipped 0 of {len(SMALL_MODELS)}" in table
     assert "Models written to data/06_models/" in table
 
@@ -148,12 +155,28 @@ def test_metrics_models_and_mlflow_run(trained_project: Path) -> None:
     reporting = trained_project / "data" / "08_reporting"
     quality = json.loads((reporting / "data_quality.json").read_text())
     assert {"ingestion", "power_mapping", "feature_engineering"} <= set(quality)
+    # leave-one-CNN-out: every CNN, test CNNs included, predicted by models of the others
+    loco = metrics["loco"]
+    assert sorted(loco["per_cnn"]) == sorted(SMALL_MODELS)
+    for layer_class, targets in loco["estimators"].items():
+        assert targets["runtime"] == metrics[layer_class]["runtime"]["estimator"]
+    resnet18 = loco["per_cnn"]["resnet18"]
+    assert set(resnet18["per_class"]) == set(LAYER_TYPES)
+    for figures in resnet18["per_class"].values():
+        assert 0.0 <= figures["runtime"]["within_10pct"] <= 1.0
+        assert figures["power_total"]["rmspe"] >= 0.0
+    assert 0.5 < resnet18["network"]["runtime_accuracy"] <= 1.0
+    assert (reporting / "loco.png").stat().st_size > 10_000
 
     run = _training_run(trained_project)
     logged = run.data.metrics
     assert logged["convolutional.runtime.rmspe"] == metrics["convolutional"]["runtime"]["rmspe"]
     assert logged["data_quality.ingestion._summary.models_ingested"] == len(SMALL_MODELS)
     assert "network.mean.runtime_accuracy" in logged
+    assert logged["loco.summary.mean_over_cnns.runtime_rmspe"] == pytest.approx(
+        metrics["loco"]["summary"]["mean_over_cnns"]["runtime_rmspe"]
+    )
+    assert not any(name.startswith("loco.per_cnn") for name in logged)
     # per-model counts only in the JSON artifact
     assert not any(name.startswith("data_quality.power_mapping.") for name in logged)
     assert run.data.tags["raw_dataset"] == "h200_isolated_v1"  # the data it was trained on

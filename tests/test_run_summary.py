@@ -217,3 +217,32 @@ def test_hook_reads_the_sections_through_the_catalog_and_describes_the_mlflow_ru
     caplog.clear()
     hook.after_pipeline_run(Pipeline([node(_identity, "dense.features", "x", name="n")]), catalog)
     assert _logged(caplog) == []  # a run that trained nothing ends without a table
+
+
+def test_summary_table_ends_its_figures_with_the_leave_one_cnn_out_means() -> None:
+    loco = {
+        "enabled": True,
+        "summary": {
+            "n_cnns": 20,
+            "mean_over_cnns": {
+                "runtime_rmspe": 13.29,
+                "power_total_rmspe": 4.25,
+                "network_runtime_accuracy": 0.9479,
+                "network_energy_accuracy": 0.9221,
+                "network_energy_total_accuracy": 0.9451,
+            },
+            "mean_over_cnns_per_class": {
+                "convolutional": {"runtime_rmspe": 12.31, "power_total_rmspe": 4.32},
+                "pooling": {"runtime_rmspe": 6.13, "power_total_rmspe": None},
+            },
+        },
+    }
+    table = summary_table(LAYER_METRICS, NETWORK, loco=loco)
+    assert table.splitlines()[-4:] == [
+        "Leave-one-CNN-out, mean over 20 CNNs (each predicted by models fitted on the others):",
+        "  per-layer RMSPE runtime 13.3 %  total power 4.2 %",
+        "  per class (runtime / total power): convolutional 12.3 / 4.3 %, pooling 6.1 / -",
+        "  network accuracy runtime 94.8 %  energy 92.2 %  energy with idle 94.5 %",
+    ]
+    off = summary_table(LAYER_METRICS, loco={"enabled": False, "note": "disabled (x: false)"})
+    assert off.splitlines()[-1] == "Leave-one-CNN-out: disabled (x: false)"

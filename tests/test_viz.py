@@ -289,10 +289,12 @@ def test_layers_are_the_data_layers_in_order(viz: Viz, views: dict[str, dict]) -
         "pooling.test_predictions": "model_output",
         "predictions": "model_output",
         "prediction_summary": "model_output",
+        "loco_predictions": "model_output",
         "ingestion_data_quality": "reporting",
         "prediction_data_quality": "reporting",
         "convolutional.metrics": "reporting",
         "network_metrics": "reporting",
+        "loco_metrics": "reporting",
         PREVIEWED_CHART: "reporting",
     }
     assert {name: data.get(name) for name in expected} == expected
@@ -326,7 +328,7 @@ def test_reporting_charts_are_previewable_images(viz: Viz) -> None:
         for layer_type in LAYER_CLASSES
         for target in targets
         for kind in ("bars", "scatter")
-    }
+    } | {"loco_chart"}
     for name, node in charts.items():
         assert node["dataset_type"].endswith("MatplotlibDataset"), name
         details = viz.get(f"/api/nodes/{node['id']}")

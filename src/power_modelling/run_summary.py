@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 #: Catalog names of the sections the table is built from.
 NETWORK_METRICS = "network_metrics"
+LOCO_METRICS = "loco_metrics"
 QUALITY_STAGES = ("ingestion", "power_mapping", "feature_engineering")
 #: The fitted model whose folder is reported as "where the models are".
 MODEL_DATASET = f"{LAYER_CLASSES[0]}.power_model"
@@ -37,13 +38,14 @@ def summary_table(
     network: Section | None = None,
     quality: Mapping[str, Section] | None = None,
     models_dir: str | None = None,
+    loco: Section | None = None,
 ) -> str:
     """The run's results as plain, aligned text.
 
     ``layer_metrics``: ``{layer_class: metrics.json section}`` (``{target: {estimator,
     cv_rmspe, rmspe, within_10pct, ...}}``); ``network``: the ``network`` section;
     ``quality``: ``{stage: data_quality.json section}``; ``models_dir``: where the fitted
-    models were written. Missing parts are left out.
+    models were written; ``loco``: the leave-one-CNN-out section. Missing parts are left out.
     """
     header = ("layer class", "target", "estimator", "CV RMSPE", "test RMSPE", "test within 10 %")
     rows = [
@@ -63,6 +65,8 @@ def summary_table(
     lines += _aligned([header, *rows], right=(3, 4, 5))
     if network:
         lines += _network_lines(network)
+    if loco:
+        lines += _loco_lines(loco)
     lines += _quality_lines(quality or {})
     if models_dir:
         lines.append(f"Models written to {models_dir}")
@@ -114,6 +118,35 @@ def _network_lines(network: Section) -> list[str]:
     )
     names = ", ".join(sorted(network.get("networks") or {})) or "the test CNNs"
     return [f"Network-level accuracy, mean over {names}:", f"  {figures or '-'}"]
+
+
+def _loco_lines(loco: Section) -> list[str]:
+    """Means over the CNNs of the leave-one-CNN-out section, overall and per layer class."""
+    if not loco.get("enabled", True):
+        return [f"Leave-one-CNN-out: {loco.get('note', 'disabled')}"]
+    summary = loco.get("summary") or {}
+    mean = summary.get("mean_over_cnns") or {}
+    per_class = ", ".join(
+        f"{layer_class} {_percent(figures.get('runtime_rmspe')).removesuffix(' %')} / "
+        f"{_percent(figures.get('power_total_rmspe'))}"
+        for layer_class, figures in (summary.get("mean_over_cnns_per_class") or {}).items()
+    )
+    network = "  ".join(
+        f"{label} {_percent(mean.get(key), scale=100)}"
+        for key, label in (
+            ("network_runtime_accuracy", "runtime"),
+            ("network_energy_accuracy", "energy"),
+            ("network_energy_total_accuracy", "energy with idle"),
+        )
+    )
+    return [
+        f"Leave-one-CNN-out, mean over {summary.get('n_cnns', '?')} CNNs (each predicted by "
+        "models fitted on the others):",
+        f"  per-layer RMSPE runtime {_percent(mean.get('runtime_rmspe'))}  total power "
+        f"{_percent(mean.get('power_total_rmspe'))}",
+        f"  per class (runtime / total power): {per_class or '-'}",
+        f"  network accuracy {network}",
+    ]
 
 
 def _per_model_total(section: Section, key: str) -> int:
@@ -189,6 +222,7 @@ class RunSummaryHook:
             _section(catalog, NETWORK_METRICS) if NETWORK_METRICS in outputs else None,
             {stage: section for stage, section in quality.items() if section},
             _models_dir(catalog),
+            _section(catalog, LOCO_METRICS) if LOCO_METRICS in outputs else None,
         )
         logger.info("%s", table)
         self._describe_run(table)

@@ -133,3 +133,75 @@ def test_batch_check_on_bundled_data(kedro_project: Callable[..., Path]) -> None
     assert summary["flagged_at_base"] == 0
     assert (scaling.loc[scaling["batch_size"] == 8, "domain_note"].str.contains(
         "batch_size 8 outside trained [1, 1]", regex=False)).all()  # fmt: skip
+
+
+def _predictions(rows: list[tuple]) -> pd.DataFrame:
+    columns = ["model", "layer_name", "layer_class", "count", "runtime", "runtime_pred",
+               "power", "power_pred"]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.assign(power_total=frame["power"] + 100.0)  # idle 100 W
+
+
+def test_report_per_cnn_and_class_on_a_known_answer() -> None:
+    """Two CNNs, hand-computed figures: per class, per CNN, means over CNNs, network totals."""
+    predictions = _predictions(
+        [
+            # CNN a: one convolution 20 % slow, the pooling's total power 20 % high (132 W)
+            ("a", "c1", "convolutional", 1, 1.0, 1.2, 20.0, 20.0),
+            ("a", "c2", "convolutional", 1, 1.0, 1.0, 20.0, 20.0),
+            ("a", "p1", "pooling", 2, 0.5, 0.5, 10.0, 32.0),
+            # CNN b: its one convolution predicted at half the runtime
+            ("b", "c3", "convolutional", 1, 2.0, 1.0, 30.0, 30.0),
+        ]
+    )
+    report = loco_report(predictions)
+    a, b = report["per_cnn"]["a"], report["per_cnn"]["b"]
+    assert a["per_class"]["convolutional"]["runtime"]["rmspe"] == pytest.approx(100 * 0.02**0.5)
+    assert a["per_class"]["convolutional"]["runtime"]["within_10pct"] == 0.5
+    assert a["per_class"]["convolutional"]["power_total"]["rmspe"] == 0.0
+    assert a["per_class"]["pooling"]["runtime"]["rmspe"] == 0.0
+    assert a["per_class"]["pooling"]["power_total"]["rmspe"] == pytest.approx(20.0)
+    assert a["per_class"]["pooling"]["power_total"]["within_10pct"] == 0.0
+    assert list(b["per_class"]) == ["convolutional"]
+    assert b["per_class"]["convolutional"]["runtime"]["rmspe"] == pytest.approx(50.0)
+    # network: count-weighted totals, runtime 3.2 vs 3.0 ms, dynamic energy 76 vs 50 mJ
+    assert a["network"]["runtime_ms"] == pytest.approx(3.0)
+    assert a["network"]["runtime_accuracy"] == pytest.approx(1 - 0.2 / 3.0)
+    assert a["network"]["energy_accuracy"] == pytest.approx(1 - 26 / 50)
+    assert b["network"]["runtime_accuracy"] == b["network"]["energy_accuracy"] == 0.5
+    summary = report["summary"]
+    assert summary["n_cnns"] == 2
+    assert summary["n_cnns_per_class"] == {"convolutional": 2, "pooling": 1}
+    conv = summary["mean_over_cnns_per_class"]["convolutional"]
+    assert conv["runtime_rmspe"] == pytest.approx((100 * 0.02**0.5 + 50.0) / 2)
+    assert conv["runtime_within_10pct"] == pytest.approx(0.25)
+    assert summary["mean_over_cnns_per_class"]["pooling"]["power_total_rmspe"] == pytest.approx(
+        20.0
+    )
+    assert summary["median_over_cnns_per_class"]["pooling"]["runtime_rmspe"] == 0.0
+    assert summary["mean_over_cnns"]["network_runtime_accuracy"] == pytest.approx(
+        (1 - 0.2 / 3.0 + 0.5) / 2
+    )
+    assert summary["worst_cnn"]["runtime_rmspe"] == "b"
+
+
+def test_a_class_no_other_cnn_has_stays_unpredicted(synthetic_table: pd.DataFrame) -> None:
+    only_in_cnn0 = (synthetic_table["layer_class"] != "pooling") | (
+        synthetic_table["model"] == "cnn0"
+    )
+    table = synthetic_table[only_in_cnn0]
+    predictions = leave_one_cnn_out(
+        table, _scaled_fitter(1.0), with_domain=False, held_out=["cnn0", "cnn1"]
+    )
+    held_out = predictions[predictions["model"] == "cnn0"]
+    pooling = held_out["layer_class"] == "pooling"
+    assert pooling.any() and held_out.loc[pooling, "runtime_pred"].isna().all()
+    assert held_out.loc[~pooling, "runtime_pred"].notna().all()
+
+
+def test_parallel_held_out_cnns_give_the_same_predictions(synthetic_table: pd.DataFrame) -> None:
+    held_out = ["cnn0", "cnn1", "cnn2"]
+    options = {"with_domain": False, "held_out": held_out}
+    sequential = leave_one_cnn_out(synthetic_table, _scaled_fitter(1.1), **options)
+    parallel = leave_one_cnn_out(synthetic_table, _scaled_fitter(1.1), n_jobs=2, **options)
+    pd.testing.assert_frame_equal(sequential, parallel)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -63,6 +64,7 @@ def leave_one_cnn_out(
     with_intervals: bool = False,
     inner_folds: int = 5,
     held_out: Iterable[str] | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Per-layer predictions of every CNN by models that never saw it.
 
@@ -71,44 +73,102 @@ def leave_one_cnn_out(
     out (default all). Returns one row per layer: identifiers, the measurements,
     ``runtime_pred``, ``power_pred`` (dynamic W), and with ``with_domain`` ``in_domain`` /
     ``domain_note``, with ``with_intervals`` ``runtime_lo|hi`` and ``power_lo|hi``.
+
+    A class / target with no trainable row among the other CNNs stays unpredicted (NaN).
+    ``n_jobs``: held-out groups fitted in parallel (joblib worker processes; the fitter must
+    pickle); 1 fits them one after another in this process. Either way one line per held-out
+    group is logged as it completes (the predictions do not depend on ``n_jobs``).
     """
     frame = table if "bytes_total" in table.columns else add_physics_features(table)
     frame = frame.reset_index(drop=True)
     classes = [c for c in layer_classes if (frame["layer_class"] == c).any()]
     groups = list(held_out or sorted(frame[group_column].unique()))
+    options = {
+        "fitter": fitter,
+        "classes": classes,
+        "group_column": group_column,
+        "with_domain": with_domain,
+        "with_intervals": with_intervals,
+        "inner_folds": inner_folds,
+    }
+    if n_jobs == 1 or len(groups) < 2:
+        done: Iterable = (_hold_out(frame, group, **options) for group in groups)
+    else:
+        from joblib import Parallel, delayed  # noqa: PLC0415 (only for parallel runs)
+
+        done = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_hold_out)(frame, group, **options) for group in groups
+        )
     results = []
-    for group in groups:
-        is_test = (frame[group_column] == group).to_numpy()
-        train, test = frame.loc[~is_test], frame.loc[is_test & frame["layer_class"].isin(classes)]
-        if test.empty:
+    for index, (group, (out, seconds)) in enumerate(zip(groups, done, strict=True), start=1):
+        if out is None:
+            logger.info("LOCO %d/%d: %s has no modelled layer", index, len(groups), group)
             continue
-        out = _identifiers(test)
-        domain = fit_domain(train, train[group_column]) if with_domain or with_intervals else None
-        for layer_class in classes:
-            rows = (test["layer_class"] == layer_class).to_numpy()
-            if not rows.any():
-                continue
-            for target in TARGETS:
-                predicted, lo, hi = _fit_predict(
-                    train,
-                    test.loc[rows],
+        results.append(out)
+        logger.info(
+            "LOCO %d/%d: %s held out, %d layers predicted (%.1f s)",
+            index,
+            len(groups),
+            group,
+            len(out),
+            seconds,
+        )
+    if not results:
+        raise ValueError(f"leave-one-out over {group_column}: no group has a modelled layer")
+    return pd.concat(results, ignore_index=True)
+
+
+def _hold_out(
+    frame: pd.DataFrame,
+    group: Any,
+    *,
+    fitter: Fitter,
+    classes: list[str],
+    group_column: str,
+    with_domain: bool,
+    with_intervals: bool,
+    inner_folds: int,
+) -> tuple[pd.DataFrame | None, float]:
+    """The predictions of ``group``'s layers by models fitted on the other groups, and the
+    seconds it took (``None``: the group has no layer of ``classes``)."""
+    started = time.perf_counter()
+    is_test = (frame[group_column] == group).to_numpy()
+    train, test = frame.loc[~is_test], frame.loc[is_test & frame["layer_class"].isin(classes)]
+    if test.empty:
+        return None, 0.0
+    out = _identifiers(test)
+    domain = fit_domain(train, train[group_column]) if with_domain or with_intervals else None
+    for layer_class in classes:
+        rows = (test["layer_class"] == layer_class).to_numpy()
+        if not rows.any():
+            continue
+        for target in TARGETS:
+            if trainable(train, layer_class, target).empty:
+                logger.info(
+                    "LOCO: %s %s of %s left unpredicted: no training row",
                     layer_class,
                     target,
-                    fitter,
-                    domain=domain,
-                    group_column=group_column,
-                    with_intervals=with_intervals,
-                    inner_folds=inner_folds,
+                    group,
                 )
-                out.loc[rows, f"{target}_pred"] = predicted
-                if with_intervals:
-                    out.loc[rows, f"{target}_lo"] = lo
-                    out.loc[rows, f"{target}_hi"] = hi
-        if with_domain:
-            out["in_domain"], out["domain_note"] = assess(test, domain)
-        results.append(out)
-        logger.info("LOCO: %s predicted (%d layers)", group, len(out))
-    return pd.concat(results, ignore_index=True)
+                continue
+            predicted, lo, hi = _fit_predict(
+                train,
+                test.loc[rows],
+                layer_class,
+                target,
+                fitter,
+                domain=domain,
+                group_column=group_column,
+                with_intervals=with_intervals,
+                inner_folds=inner_folds,
+            )
+            out.loc[rows, f"{target}_pred"] = predicted
+            if with_intervals:
+                out.loc[rows, f"{target}_lo"] = lo
+                out.loc[rows, f"{target}_hi"] = hi
+    if with_domain:
+        out["in_domain"], out["domain_note"] = assess(test, domain)
+    return out, time.perf_counter() - started
 
 
 def _identifiers(test: pd.DataFrame) -> pd.DataFrame:
@@ -167,10 +227,12 @@ def loco_report(
     """The ``loco`` figures of :func:`leave_one_cnn_out`'s predictions (JSON-able).
 
     ``per_cnn[cnn]``: ``layers``, ``runtime`` / ``power_total`` metrics
-    (``regression_metrics``: ``rmspe``, ``within_10pct``, ...), ``network`` (count-weighted
-    totals and accuracy ``1 - |pred - meas| / meas`` of runtime, dynamic energy and energy
-    including idle), ``coverage`` and ``out_of_domain`` when present. ``summary``: mean and
-    median over CNNs of the headline figures, and pooled per-layer figures per class.
+    (``regression_metrics``: ``rmspe``, ``within_10pct``, ...), the same per layer class
+    (``per_class``), ``network`` (count-weighted totals and accuracy ``1 - |pred - meas| /
+    meas`` of runtime, dynamic energy and energy including idle), ``coverage`` and
+    ``out_of_domain`` when present. ``summary``: mean and median over CNNs of the headline
+    figures, overall and per layer class (over the CNNs that have layers of the class), and
+    pooled per-layer figures per class.
     """
     floors = {"runtime": 0.0, "power_total": 0.0, **(percentage_floor or {})}
     frame = predictions.copy()
@@ -195,10 +257,18 @@ def loco_report(
             r["network"]["energy_total_accuracy"] for r in per_cnn.values()
         ],
     }
+    per_class = _per_class_headline(per_cnn)
     summary: dict[str, Any] = {
         "n_cnns": len(per_cnn),
-        "mean_over_cnns": {k: float(np.nanmean(v)) for k, v in headline.items()},
-        "median_over_cnns": {k: float(np.nanmedian(v)) for k, v in headline.items()},
+        "mean_over_cnns": {k: _nan_safe(np.nanmean, v) for k, v in headline.items()},
+        "median_over_cnns": {k: _nan_safe(np.nanmedian, v) for k, v in headline.items()},
+        "n_cnns_per_class": {c: len(h["runtime_rmspe"]) for c, h in per_class.items()},
+        "mean_over_cnns_per_class": {
+            c: {k: _nan_safe(np.nanmean, v) for k, v in h.items()} for c, h in per_class.items()
+        },
+        "median_over_cnns_per_class": {
+            c: {k: _nan_safe(np.nanmedian, v) for k, v in h.items()} for c, h in per_class.items()
+        },
         "worst_cnn": {
             "runtime_rmspe": max(per_cnn, key=lambda c: per_cnn[c]["runtime"]["rmspe"]),
             "power_total_rmspe": max(per_cnn, key=lambda c: per_cnn[c]["power_total"]["rmspe"]),
@@ -227,6 +297,30 @@ def loco_report(
     }
 
 
+def _per_class_headline(per_cnn: Mapping[str, dict]) -> dict[str, dict[str, list[float]]]:
+    """``{layer_class: {runtime_rmspe: [per CNN], ...}}`` over the CNNs with that class."""
+    headline: dict[str, dict[str, list[float]]] = {}
+    for report in per_cnn.values():
+        for layer_class, metrics in report["per_class"].items():
+            figures = headline.setdefault(layer_class, {})
+            for target in ("runtime", "power_total"):
+                for metric in ("rmspe", "within_10pct"):
+                    figures.setdefault(f"{target}_{metric}", []).append(metrics[target][metric])
+    return {c: headline[c] for c in sorted(headline, key=_class_order)}
+
+
+def _class_order(layer_class: str) -> tuple[int, str]:
+    order = list(LAYER_CLASSES)
+    return (order.index(layer_class) if layer_class in order else len(order), layer_class)
+
+
+def _nan_safe(statistic: Callable[[np.ndarray], Any], values: list[float]) -> float:
+    """``statistic`` of the finite values; NaN (no warning) when there is none."""
+    finite = np.asarray(values, dtype="float64")
+    finite = finite[np.isfinite(finite)]
+    return float(statistic(finite)) if finite.size else float("nan")
+
+
 def _layer_metrics(rows: pd.DataFrame, floors: Mapping[str, float], intervals: bool) -> dict:
     metrics = {
         "layers": len(rows),
@@ -247,6 +341,12 @@ def _layer_metrics(rows: pd.DataFrame, floors: Mapping[str, float], intervals: b
 
 def _cnn_report(rows: pd.DataFrame, floors: Mapping[str, float], intervals: bool) -> dict:
     report = _layer_metrics(rows, floors, intervals)
+    report["per_class"] = {
+        str(layer_class): _layer_metrics(class_rows, floors, intervals)
+        for layer_class, class_rows in sorted(
+            rows.groupby("layer_class"), key=lambda item: _class_order(str(item[0]))
+        )
+    }
     report["network"] = _network(rows)
     if "in_domain" in rows.columns:
         out = rows[~rows["in_domain"].astype(bool)]

@@ -3,15 +3,19 @@
 import numpy as np
 import pytest
 
+from power_modelling.core.layers import LAYER_CLASSES
 from power_modelling.pipelines.modelling.nodes import (
     cross_validate_candidates,
+    evaluate_leave_one_cnn_out,
     fit_baseline_model,
     fit_selected_model,
     fit_spec,
+    plot_leave_one_cnn_out,
     plot_predicted_vs_measured,
     plot_test_model_bars,
     predict_test_set,
     report_metrics,
+    spec_fitter,
 )
 from tests.synthetic import EVALUATION, small_target_params
 
@@ -142,3 +146,63 @@ def test_only_eligible_estimators_are_chosen_and_their_residuals_calibrate_inter
             {**params, "selection": {**params["selection"], "eligible": ["nope"]}},
             EVALUATION,
         )
+
+
+def _loco_inputs(conv_table, selected: str = "extra_trees") -> dict:
+    """The leave-one-CNN-out node's keyword inputs: convolutions only (the other classes'
+    tables empty), nets 0-4 training and net5 test."""
+    empty = conv_table.iloc[:0]
+    inputs = {}
+    for layer_class in LAYER_CLASSES:
+        table = conv_table if layer_class == "convolutional" else empty
+        inputs[f"{layer_class}_train"] = table[table["model"] != "net5"]
+        inputs[f"{layer_class}_test"] = table[table["model"] == "net5"]
+        inputs[f"{layer_class}_parameters"] = {
+            t: small_target_params(t) for t in ("power", "runtime")
+        }
+        for target in ("power", "runtime"):
+            inputs[f"{layer_class}_{target}_cv"] = {"selected": selected}
+    return inputs
+
+
+def test_leave_one_cnn_out_predicts_every_cnn_with_the_selected_estimators(conv_table):
+    loco = {"enabled": True, "n_jobs": 1, "domain": False, "intervals": False}
+    predictions, section = evaluate_leave_one_cnn_out(loco, EVALUATION, **_loco_inputs(conv_table))
+    cnns = [f"net{i}" for i in range(6)]  # training and test CNNs alike
+    assert section["enabled"] is True
+    assert section["cnns"] == cnns and sorted(section["per_cnn"]) == cnns
+    assert section["estimators"]["convolutional"] == {
+        "power": "extra_trees",
+        "runtime": "extra_trees",
+    }
+    assert len(predictions) == len(conv_table)
+    assert predictions["runtime_pred"].notna().all()
+    net5 = predictions[predictions["model"] == "net5"]
+    rmspe = 100 * np.sqrt(np.mean((net5["runtime_pred"] / net5["runtime"] - 1) ** 2))
+    assert section["per_cnn"]["net5"]["per_class"]["convolutional"]["runtime"]["rmspe"] == (
+        pytest.approx(rmspe)
+    )
+    assert section["summary"]["n_cnns"] == 6
+    figure = plot_leave_one_cnn_out(section)
+    assert len(figure.axes) == 3
+
+
+def test_leave_one_cnn_out_can_be_turned_off(conv_table):
+    predictions, section = evaluate_leave_one_cnn_out(
+        {"enabled": False}, EVALUATION, **_loco_inputs(conv_table)
+    )
+    assert predictions.empty
+    assert section == {"enabled": False, "note": "disabled (loco.enabled: false)"}
+    assert plot_leave_one_cnn_out(section).texts  # a figure that says so
+
+
+def test_physics_estimators_get_the_device_constants_of_their_training_cnns(conv_table):
+    from power_modelling.core.physics_features import fit_device_constants
+
+    spec = {"physics": "convolutional", "settings": {"n_estimators": 5}}
+    fit = spec_fitter({("convolutional", "runtime"): (spec, small_target_params("runtime"))}, 7)
+    table = conv_table.assign(layer_class="convolutional")
+    train = table[table["model"] != "net0"]
+    model = fit(train, "convolutional", "runtime")
+    assert model.device_constants == fit_device_constants(train)  # not the held-out CNN's
+    assert model.device_constants != fit_device_constants(table)

@@ -88,11 +88,21 @@ def test_kedro_run_writes_models_metrics_charts_and_one_mlflow_run(kedro_project
         for chart in ("power_bars", "power_total_scatter", "runtime_scatter"):
             assert (project / "data" / "08_reporting" / layer_class / f"{chart}.png").exists()
     metrics = json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
-    assert set(metrics) == set(LAYER_CLASSES)
+    assert set(metrics) == {*LAYER_CLASSES, "loco"}
     assert set(metrics["dense"]) == {"power", "power_total", "runtime"}
+    # leave-one-CNN-out over the training and test CNNs, with the selected estimators
+    loco = metrics["loco"]
+    assert sorted(loco["per_cnn"]) == [f"net{i}" for i in range(5)]
+    assert loco["estimators"]["dense"]["runtime"] == metrics["dense"]["runtime"]["estimator"]
+    assert (project / "data" / "08_reporting" / "loco.png").exists()
     runs = mlflow.search_runs(search_all_experiments=True)
     assert len(runs) == 1
     assert "metrics.convolutional.runtime.rmspe" in runs.columns
+    logged_loco = sorted(c for c in runs.columns if c.startswith("metrics.loco."))
+    assert len(logged_loco) == 14  # the means over CNNs only, not the per-CNN figures
+    assert runs["metrics.loco.summary.mean_over_cnns.runtime_rmspe"][0] == pytest.approx(
+        loco["summary"]["mean_over_cnns"]["runtime_rmspe"]
+    )
     logged = mlflow.search_logged_models(
         experiment_ids=[runs["experiment_id"][0]], output_format="list"
     )

@@ -448,3 +448,135 @@ def estimate_device_constants(*training_tables: pd.DataFrame) -> dict[str, float
         ", ".join(f"{k} {v:.4g}" for k, v in constants.items()),
     )
     return constants
+
+
+# ----------------------------------------------------------------------------- leave-one-CNN-out
+def spec_fitter(
+    specs: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]],
+    random_state: int,
+    *,
+    threads: int = 1,
+    group_column: str = "model",
+) -> Any:
+    """A ``core.loco.Fitter`` fitting ``specs[(layer_class, target)] = (spec, target_params)``
+    as :func:`fit_selected_model` does, on the rows it is given: the physics estimators get
+    the device constants of those rows (every class, re-estimated whenever the training
+    groups change, i.e. once per held-out CNN: nothing of the held-out CNN leaks into them)."""
+    from power_modelling.core.loco import trainable  # noqa: PLC0415 (crepes, sklearn)
+    from power_modelling.core.physics_features import fit_device_constants  # noqa: PLC0415
+
+    constants: dict[frozenset, dict[str, float]] = {}
+
+    def fit(train: pd.DataFrame, layer_class: str, target: str) -> RegressorMixin:
+        spec, target_params = specs[(layer_class, target)]
+        device_constants = None
+        if spec.get("physics"):
+            groups = frozenset(train[group_column].unique())
+            if groups not in constants:
+                constants[groups] = fit_device_constants(train)
+            device_constants = constants[groups]
+        return fit_spec(
+            trainable(train, layer_class, target),
+            spec,
+            target_params,
+            random_state,
+            threads=threads,
+            device_constants=device_constants,
+        )
+
+    return fit
+
+
+def evaluate_leave_one_cnn_out(
+    loco: dict[str, Any], evaluation: dict[str, Any], **inputs: Any
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Leave-one-CNN-out over every CNN of the model-input tables (training and test CNNs):
+    each CNN's layers predicted by the estimators the grouped CV selected (the specs
+    :func:`fit_selected_model` trains), fitted on all the other CNNs.
+
+    Keyword arguments: ``<layer_class>_train`` / ``_test`` tables, ``<layer_class>_parameters``
+    (the class's ``power`` / ``runtime`` blocks) and ``<layer_class>_<target>_cv`` reports.
+    ``loco``: ``enabled``, ``n_jobs``, ``domain``, ``intervals``, ``inner_folds``.
+    Returns the per-layer predictions and the ``loco`` section of ``metrics.json`` (per CNN
+    and per class the per-layer RMSPE and share within ±10 % of runtime and total power,
+    network runtime and energy accuracy; means and medians over CNNs)."""
+    if not loco.get("enabled", True):
+        logger.info("Leave-one-CNN-out skipped (loco.enabled: false)")
+        note = "disabled (loco.enabled: false)"
+        return pd.DataFrame({"model": pd.Series(dtype=str)}), {"enabled": False, "note": note}
+    from power_modelling.core.loco import leave_one_cnn_out, loco_report  # noqa: PLC0415
+
+    started = time.perf_counter()
+    group_column = evaluation["group_column"]
+    table = pd.concat(
+        [
+            inputs[f"{layer_class}_{split}"].assign(layer_class=layer_class)
+            for layer_class in LAYER_CLASSES
+            for split in ("train", "test")
+            if not inputs[f"{layer_class}_{split}"].empty
+        ],
+        ignore_index=True,
+        sort=False,
+    )
+    specs, chosen = {}, {}
+    for layer_class in LAYER_CLASSES:
+        for target in ("power", "runtime"):
+            target_params = inputs[f"{layer_class}_parameters"][target]
+            selected = inputs[f"{layer_class}_{target}_cv"]["selected"]
+            specs[(layer_class, target)] = (_specs(target_params)[selected], target_params)
+            chosen.setdefault(layer_class, {})[target] = selected
+    cnns = sorted(table[group_column].astype(str).unique())
+    n_jobs = int(loco.get("n_jobs", 1))
+    logger.info(
+        "Leave-one-CNN-out over %d CNNs: each predicted by the selected estimators fitted on "
+        "the others (%d fits, n_jobs %d)",
+        len(cnns),
+        len(cnns) * len(specs),
+        n_jobs,
+    )
+    predictions = leave_one_cnn_out(
+        table,
+        spec_fitter(
+            specs,
+            int(evaluation["random_state"]),
+            threads=int(evaluation.get("threads", 1)),
+            group_column=group_column,
+        ),
+        group_column=group_column,
+        with_domain=bool(loco.get("domain", True)),
+        with_intervals=bool(loco.get("intervals", False)),
+        inner_folds=int(loco.get("inner_folds", 5)),
+        n_jobs=n_jobs,
+    )
+    report = loco_report(predictions, evaluation["percentage_floor"])
+    seconds = time.perf_counter() - started
+    mean = report["summary"]["mean_over_cnns"]
+    logger.info(
+        "Leave-one-CNN-out, mean over %d CNNs: per-layer RMSPE runtime %.1f %%, total power "
+        "%.1f %%; network accuracy runtime %.1f %%, energy %.1f %% (%.0f s)",
+        len(cnns),
+        mean["runtime_rmspe"],
+        mean["power_total_rmspe"],
+        100 * mean["network_runtime_accuracy"],
+        100 * mean["network_energy_accuracy"],
+        seconds,
+    )
+    section = {
+        "enabled": True,
+        "cnns": cnns,
+        "estimators": chosen,
+        "settings": {
+            key: loco[key] for key in ("domain", "intervals", "inner_folds") if key in loco
+        },
+        "seconds": round(seconds, 1),
+        **report,
+    }
+    return predictions, section
+
+
+def plot_leave_one_cnn_out(loco_metrics: dict[str, Any]) -> Figure:
+    """Per held-out CNN: per-layer runtime and total-power RMSPE per layer class, and network
+    runtime and energy accuracy."""
+    from power_modelling.core import charts  # noqa: PLC0415 (matplotlib: used here only)
+
+    return charts.leave_one_cnn_out(loco_metrics)

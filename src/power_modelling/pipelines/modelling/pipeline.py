@@ -4,7 +4,8 @@ Inside the template, datasets and parameters have short names (``model_input_tra
 ``params:power``, ...); the namespace turns them into ``convolutional.model_input_train``,
 ``params:convolutional.power``, ... so all layer-class differences live in
 ``conf/base/parameters_modelling.yml``. The shared ``params:evaluation`` is mapped in
-unchanged.
+unchanged. Outside the namespaces (they need every layer class at once): the device constants
+and the leave-one-CNN-out evaluation (``params:loco``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from power_modelling.core.layers import LAYER_CLASSES, REPORTED_TARGETS, TARGETS
 from power_modelling.pipelines.modelling.nodes import (
     cross_validate_candidates,
     estimate_device_constants,
+    evaluate_leave_one_cnn_out,
     fit_baseline_model,
     fit_selected_model,
+    plot_leave_one_cnn_out,
     plot_predicted_vs_measured,
     plot_test_model_bars,
     predict_test_set,
@@ -113,16 +116,58 @@ def create_pipeline(**kwargs) -> Pipeline:
                 )
             ]
         )
-        return constants + sum(
-            (
-                Pipeline(
-                    template,
-                    namespace=layer_class,
-                    inputs={"device_constants": "device_constants"},
-                    parameters={"params:evaluation": "params:evaluation"},
-                    tags={"modelling", layer_class},
-                )
-                for layer_class in LAYER_CLASSES
-            ),
-            Pipeline([]),
+        return (
+            constants
+            + _leave_one_cnn_out()
+            + sum(
+                (
+                    Pipeline(
+                        template,
+                        namespace=layer_class,
+                        inputs={"device_constants": "device_constants"},
+                        parameters={"params:evaluation": "params:evaluation"},
+                        tags={"modelling", layer_class},
+                    )
+                    for layer_class in LAYER_CLASSES
+                ),
+                Pipeline([]),
+            )
         )
+
+
+def _leave_one_cnn_out() -> Pipeline:
+    """Leave-one-CNN-out over all CNNs of the model-input tables with the selected estimators
+    (``params:loco``): ``loco_predictions``, the ``loco`` section of ``metrics.json``, its
+    chart. Outside the namespaces: it needs every layer class at once."""
+    inputs = {
+        "loco": "params:loco",
+        "evaluation": "params:evaluation",
+        **{
+            f"{layer_class}_{split}": f"{layer_class}.model_input_{split}"
+            for layer_class in LAYER_CLASSES
+            for split in ("train", "test")
+        },
+        **{f"{layer_class}_parameters": f"params:{layer_class}" for layer_class in LAYER_CLASSES},
+        **{
+            f"{layer_class}_{target}_cv": f"{layer_class}.{target}_cv"
+            for layer_class in LAYER_CLASSES
+            for target in TARGETS
+        },
+    }
+    return Pipeline(
+        [
+            Node(
+                evaluate_leave_one_cnn_out,
+                inputs=inputs,
+                outputs=["loco_predictions", "loco_metrics"],
+                name="evaluate_leave_one_cnn_out",
+            ),
+            Node(
+                plot_leave_one_cnn_out,
+                inputs="loco_metrics",
+                outputs="loco_chart",
+                name="plot_leave_one_cnn_out",
+            ),
+        ],
+        tags={"modelling", "loco"},
+    )
