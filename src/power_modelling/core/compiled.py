@@ -429,11 +429,12 @@ class PowerPredictor:
             scaled = (clipped - self.scaler_mean) / self.scaler_scale
             base = scaled @ self.lasso_coef + self.lasso_intercept
             if self.trend_range is not None:
-                # power within what the trend was fitted to: below the trained range a
-                # negative coefficient sent a layer far smaller than any trained one
-                # (LeNet's beside ResNets) to 1e14 W; clipping the inputs instead made
-                # mixed-direction combinations worse
-                base = np.clip(base, *self.trend_range)
+                # at most the trend's largest trained value (power saturates: a negative
+                # coefficient sent a layer far smaller than any trained one, LeNet's dense
+                # beside ResNets', to 1e14 W), down to 10x below its smallest (tiny layers
+                # draw little; holding them at the smallest trained trend tripled LeNet's
+                # dense power error)
+                base = np.clip(base, self.trend_range[0] - SHAPE_HEADROOM, self.trend_range[1])
             features = shape_matrix
         residual = _tree_predict(self.trees, features, len(frame))
         return np.exp(base + np.clip(residual, *self.residual_range))

@@ -31,7 +31,7 @@ fixed cost: LeNet's layers).
   bounded), plus extra trees on the residual that are non-decreasing in ``log u``,
   ``log(1 + work/floor)`` and ``log batch`` and free in per-item shape features;
 - ``"shape"``: a Lasso on per-item shape features (inputs capped at 10x the trained maximum,
-  the trend kept within its trained values) with
+  the trend at its largest trained value, down to 10x below its smallest) with
   extra trees on its residuals: the current ``trend_extra_trees`` candidate made
   batch-invariant (power does not change with batch size: conservatively flat);
 - ``"blend"`` (default): the geometric mean of the two. Both are non-decreasing in work at a
@@ -495,9 +495,9 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
                 self.scaler_.transform(shape_matrix), log_power
             )
             trend = self.lasso_.predict(self.scaler_.transform(shape_matrix))
-            # and the trend itself within its trained values (power is bounded): collinear
-            # features (FLOPs, weights, bytes of a GEMM) get large opposite coefficients
-            # whose sum still extrapolates inside that box
+            # and the trend itself at most its largest trained value (power saturates), at
+            # least 10x below its smallest: collinear features (FLOPs, weights, bytes of a
+            # GEMM) get large opposite coefficients whose sum extrapolates anywhere
             self.trend_range_ = np.array([trend.min(), trend.max()])
             residual = log_power - trend
             features = shape_matrix
