@@ -217,6 +217,17 @@ def test_prediction_of_the_shipped_engine(trained_project: Path) -> None:
     assert all(
         0.0 <= c[t]["coverage"] <= 1.0 for c in coverage.values() for t in ("runtime", "power")
     )
+    # the intervals widen with distance from the training set, and need no crepes to predict
+    from power_modelling.core.intervals import min_calibration_rows
+
+    models = trained_project / "data/06_models/h200_isolated_v1"
+    calibrations = json.loads((models / "prediction_intervals.json").read_text())
+    for by_target in calibrations.values():
+        for calibration in by_target.values():
+            assert calibration["difficulty"] == "domain_distance"
+            assert max(calibration["sigmas"]) > 1.0
+            if calibration["n"] >= min_calibration_rows():
+                assert calibration["half_width"]["0.9"] > 0
 
 
 def test_jetson_dialect_dataset_selected_at_run_time(

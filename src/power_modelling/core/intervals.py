@@ -137,7 +137,7 @@ def fit_conformal(
     }
     if difficulty is not None:
         calibration["difficulty"] = difficulty
-    if calibration["n"] >= _min_calibration(CONFIDENCE):
+    if calibration["n"] >= min_calibration_rows(CONFIDENCE):
         calibration["half_width"] = {str(CONFIDENCE): _crepes_half_width(calibration, CONFIDENCE)}
     return calibration
 
@@ -152,8 +152,9 @@ def prediction_sigma(
     return difficulty_sigma(distance_ratio)
 
 
-def _min_calibration(confidence: float) -> int:
-    """Fewest residuals that bound an interval at ``confidence``."""
+def min_calibration_rows(confidence: float = CONFIDENCE) -> int:
+    """Fewest residuals that bound an interval at ``confidence`` (as crepes computes it in
+    floating point: 10 at 90 %, where ``(1 - 0.9) · 10`` falls just below 1)."""
     return math.ceil(1.0 / (1.0 - confidence)) - 1
 
 
@@ -187,7 +188,7 @@ def conformal_intervals(
     """
     shift = float(calibration["shift"] if shift is None else shift)
     predicted = np.asarray(y_pred, dtype="float64")
-    if int(calibration["n"]) < _min_calibration(confidence):
+    if int(calibration["n"]) < min_calibration_rows(confidence):
         # too few held-out residuals for this confidence: unbounded, said by the caller
         # (crepes would warn on every call and return the same)
         return np.full(len(predicted), -shift), np.full(len(predicted), np.inf)

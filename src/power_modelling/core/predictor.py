@@ -206,6 +206,7 @@ def _add_intervals(
     with the layer's distance from the training set (``ratio``) where calibrated so."""
     from power_modelling.core.intervals import (  # noqa: PLC0415
         conformal_intervals,
+        min_calibration_rows,
         prediction_sigma,
     )
 
@@ -216,7 +217,7 @@ def _add_intervals(
         rows = predicted[table.loc[predicted, "layer_class"].to_numpy() == layer_class]
         for target in TARGETS:
             calibration = (calibrations.get(layer_class) or {}).get(target)
-            if len(rows) and calibration and calibration.get("n", 0) < 9:
+            if len(rows) and calibration and calibration.get("n", 0) < min_calibration_rows():
                 logger.info(
                     "%s %s: %d held-out residuals are too few for 90 %% intervals: unbounded",
                     layer_class,

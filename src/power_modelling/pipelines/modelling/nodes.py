@@ -277,14 +277,14 @@ def cross_validate_candidates(
     # total power's residuals for power (the shift): its log is what the models are good at
     shift = float(np.nanmedian(_idle_power(rows))) if target == "power" else 0.0
     # normalised by each held-out layer's distance to the other folds' training layers:
-    # intervals widen with distance from the training set (a batch size never trained on)
-    sigma = out_of_fold_sigma(rows, groups.astype(str).to_numpy(), folds)
+    # intervals widen with distance from the training set (a batch size never trained on);
+    # a table without layer classes (no domain to measure against) calibrates unnormalised
+    sigma, difficulty = None, None
+    if "layer_class" in rows.columns:
+        sigma = out_of_fold_sigma(rows, groups.astype(str).to_numpy(), folds)
+        difficulty = "domain_distance"
     calibration = fit_conformal(
-        rows[target].to_numpy(),
-        out_of_fold[selected],
-        sigma,
-        shift=shift,
-        difficulty="domain_distance",
+        rows[target].to_numpy(), out_of_fold[selected], sigma, shift=shift, difficulty=difficulty
     )
     return {
         "target": target,
