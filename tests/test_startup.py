@@ -13,6 +13,7 @@ import pytest
 import sklearn
 
 from power_modelling.datasets import _sklearn_estimators as recorded
+from tests.helpers import PROJECT_ROOT
 from tests.standins import install_standin_models
 
 HEAVY = ("sklearn", "scipy", "matplotlib", "mlflow", "dvc", "dagshub", "onnx", "skops", "dask")
@@ -128,3 +129,20 @@ def test_a_prediction_with_physics_models_imports_no_scikit_learn(tmp_path: Path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_building_every_explicit_dataset_imports_no_plotting_or_fitting_library() -> None:
+    """kedro-mlflow builds every explicit (non-factory) dataset of the catalog at the start of
+    every run (``catalog.items()``): a chart declared explicitly imported matplotlib into each
+    one-network prediction run. Heavy dataset types belong behind factory patterns."""
+    code = (
+        "from pathlib import Path\n"
+        "from kedro.framework.session import KedroSession\n"
+        "from kedro.framework.startup import bootstrap_project\n"
+        f"bootstrap_project(Path({str(PROJECT_ROOT)!r}))\n"
+        f"with KedroSession.create(project_path=Path({str(PROJECT_ROOT)!r})) as session:\n"
+        "    catalog = session.load_context().catalog\n"
+        "    names = [name for name, _ in catalog.items()]\n"
+    )
+    imported = _imported_after(code)
+    assert not imported["matplotlib"] and not imported["sklearn"], imported
