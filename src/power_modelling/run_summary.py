@@ -106,18 +106,24 @@ def _aligned(rows: Sequence[Sequence[str]], right: Iterable[int] = ()) -> list[s
 def _network_lines(network: Section) -> list[str]:
     """Mean accuracy over the held-out CNNs (``network.mean``), naming them."""
     mean = network.get("mean") or {}
-    figures = "  ".join(
-        f"{label} {_percent(mean.get(key), scale=100)}"
-        for key, label in (
+    figures = _accuracies(
+        mean,
+        (
             ("runtime_accuracy", "runtime"),
             ("energy_accuracy", "energy"),
             ("energy_total_accuracy", "energy with idle"),
             ("avg_power_accuracy", "average power"),
-        )
-        if key in mean
+        ),
     )
     names = ", ".join(sorted(network.get("networks") or {})) or "the test CNNs"
     return [f"Network-level accuracy, mean over {names}:", f"  {figures or '-'}"]
+
+
+def _accuracies(values: Section, labels: tuple[tuple[str, str], ...]) -> str:
+    """``runtime 96.9 %  energy 96.8 %``: the accuracies (fractions) among ``values``."""
+    return "  ".join(
+        f"{label} {_percent(values.get(key), scale=100)}" for key, label in labels if key in values
+    )
 
 
 def _loco_lines(loco: Section) -> list[str]:
@@ -131,13 +137,13 @@ def _loco_lines(loco: Section) -> list[str]:
         f"{_percent(figures.get('power_total_rmspe'))}"
         for layer_class, figures in (summary.get("mean_over_cnns_per_class") or {}).items()
     )
-    network = "  ".join(
-        f"{label} {_percent(mean.get(key), scale=100)}"
-        for key, label in (
+    network = _accuracies(
+        mean,
+        (
             ("network_runtime_accuracy", "runtime"),
             ("network_energy_accuracy", "energy"),
             ("network_energy_total_accuracy", "energy with idle"),
-        )
+        ),
     )
     return [
         f"Leave-one-CNN-out, mean over {summary.get('n_cnns', '?')} CNNs (each predicted by "
@@ -145,7 +151,7 @@ def _loco_lines(loco: Section) -> list[str]:
         f"  per-layer RMSPE runtime {_percent(mean.get('runtime_rmspe'))}  total power "
         f"{_percent(mean.get('power_total_rmspe'))}",
         f"  per class (runtime / total power): {per_class or '-'}",
-        f"  network accuracy {network}",
+        f"  network accuracy {network or '-'}",
     ]
 
 
