@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import run_step
+from benchmarks import run_step, timed_kedro
 
 TARGET_SECONDS = 5.0
 TARGET_END_TO_END_RATIO = 5.0
@@ -179,29 +178,10 @@ def _reference_scan(raw_dir: Path, out_csv: Path) -> float:
 
 def _kedro_run(project: Path) -> float:
     """Wall time of ``kedro run --pipelines ingestion,power_mapping`` on the model."""
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "true",
-    }
-    command = [
-        str(Path(sys.executable).with_name("kedro")),
-        "run",
-        "--pipelines",
-        "ingestion,power_mapping",
-        "--params",
+    return timed_kedro(
+        project, "run", "--pipelines", "ingestion,power_mapping", "--params",
         f"raw_dataset={RAW_DATASET}",
-    ]
-    began = time.perf_counter()
-    done = subprocess.run(
-        command, check=False, cwd=project, env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - began
-    if done.returncode:
-        print(done.stdout[-3000:] + done.stderr[-3000:])
-        raise SystemExit(f"kedro run failed (exit {done.returncode})")
-    return seconds
+    )  # fmt: skip
 
 
 def _print_ratios(result: dict, reference_s: float, kedro_s: list[float]) -> dict[str, float]:

@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import compileall
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
+
+from benchmarks import timed_kedro
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = "h200_isolated_v1"
@@ -57,40 +56,19 @@ def _project(project: Path) -> None:
 def _with_predictors(models: Path) -> None:
     """Model files as this version's training writes them: with their NumPy predictor (files
     trained before it are re-saved; the estimators are unchanged)."""
-    import yaml  # noqa: PLC0415
-
+    from benchmarks.bench_prediction import trusted_types  # noqa: PLC0415
     from power_modelling.datasets.skops_model import (  # noqa: PLC0415
         PREDICTOR_HEADER,
         SkopsModelDataset,
     )
 
-    catalog = yaml.safe_load((ROOT / "conf" / "base" / "catalog_modelling.yml").read_text())
-    trusted = catalog["_skops_trusted_types"]
+    trusted = trusted_types()
     for path in sorted(models.glob("*.skops")):
         with zipfile.ZipFile(path) as archive:
             if PREDICTOR_HEADER in archive.namelist():
                 continue
         dataset = SkopsModelDataset(str(path), trusted, predictor=False)
         dataset.save(dataset.load())
-
-
-def _timed(project: Path, *arguments: str) -> float:
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "true",
-    }
-    command = [str(Path(sys.executable).with_name("kedro")), *arguments]
-    began = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=project, env=env, capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - began
-    if done.returncode:
-        print(done.stdout[-3000:] + done.stderr[-3000:])
-        raise SystemExit(f"{' '.join(arguments)} failed (exit {done.returncode})")
-    return seconds
 
 
 def _compile_project() -> None:
@@ -106,11 +84,11 @@ def run(repeats: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix="bench_startup_") as tmp:
         project = Path(tmp) / "project"
         _project(project)
-        _timed(project, "run", "--pipelines", "prediction")  # creates the MLflow store
+        timed_kedro(project, "run", "--pipelines", "prediction")  # creates the MLflow store
         times: dict[str, list[float]] = {"version": [], "prediction": []}
         for _ in range(repeats):
-            times["version"].append(_timed(project, "--version"))
-            times["prediction"].append(_timed(project, "run", "--pipelines", "prediction"))
+            times["version"].append(timed_kedro(project, "--version"))
+            times["prediction"].append(timed_kedro(project, "run", "--pipelines", "prediction"))
     return times
 
 
