@@ -351,6 +351,25 @@ class RuntimePredictor:
         }
 
 
+def work_rates(frame: pd.DataFrame, device_constants: Mapping[str, float]) -> np.ndarray:
+    """The work features dynamic power may only grow with: ``log u`` of the device
+    utilisation ``u = work / (floor + work)`` of the runtime trend (rises with FLOPs and bytes
+    and saturates, so ``log u <= 0``), ``log(1 + work / floor)`` and ``log(batch size)``;
+    fitting and prediction share them."""
+    work, trend = device_trend(
+        frame["flops"].to_numpy(dtype="float64"),
+        frame["bytes_total"].to_numpy(dtype="float64"),
+        device_constants,
+    )
+    return np.column_stack(
+        [
+            np.log(np.maximum(work / trend, 1e-12)),
+            np.log1p(work / device_constants["trend_floor_ms"]),
+            np.log(frame["batch_size"].to_numpy(dtype="float64")),
+        ]
+    )
+
+
 class PowerPredictor:
     """Dynamic power (W above idle), ``trend`` ``"throughput"`` (utilisation trend + trees),
     ``"shape"`` (a standardised linear trend on capped shape features + trees) or
@@ -394,22 +413,6 @@ class PowerPredictor:
         self.lasso_coef, self.lasso_intercept = lasso_coef, float(lasso_intercept)
         self.members = tuple(members)
 
-    def _rates(self, frame: pd.DataFrame) -> np.ndarray:
-        """``log u`` (device utilisation of the runtime trend), ``log(1 + work / floor)``,
-        ``log(batch size)``: the work features power may only grow with."""
-        work, trend = device_trend(
-            frame["flops"].to_numpy(dtype="float64"),
-            frame["bytes_total"].to_numpy(dtype="float64"),
-            self.device_constants,
-        )
-        return np.column_stack(
-            [
-                np.log(np.maximum(work / trend, 1e-12)),
-                np.log1p(work / self.device_constants["trend_floor_ms"]),
-                np.log(frame["batch_size"].to_numpy(dtype="float64")),
-            ]
-        )
-
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         if self.trend == "blend":
             logs = [np.log(member.predict(X)) for member in self.members]
@@ -421,7 +424,7 @@ class PowerPredictor:
         )
         shape_matrix = log_matrix(frame, self.shape_features)
         if self.trend == "throughput":
-            rates = self._rates(frame)
+            rates = work_rates(frame, self.device_constants)
             base = np.column_stack([rates[:, 0], np.ones(len(frame))]) @ self.coef
             features = np.hstack([rates, shape_matrix])
         else:

@@ -61,6 +61,7 @@ from power_modelling.core.compiled import (
     PowerPredictor,
     RuntimePredictor,
     TreeEnsemble,
+    work_rates,
 )
 from power_modelling.core.compiled import log_matrix as _matrix
 from power_modelling.core.compiled import physics_frame as _physics_frame
@@ -449,14 +450,6 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
             )
         return tuple(self.shape_features or defaults[self.layer_class])
 
-    def _rates(self, frame: pd.DataFrame) -> np.ndarray:
-        """The work features power may only grow with: ``log u`` of the device utilisation
-        ``u = work / (floor + work)`` of the device trend (u in (0, 1): rises with FLOPs and
-        bytes and saturates, so ``log u <= 0``), ``log(1 + work / floor)`` and
-        ``log(batch size)`` (computed by the predictor: fit and prediction share them)."""
-        predictor = PowerPredictor(trend=self.trend, device_constants=self.device_constants_)
-        return predictor._rates(frame)
-
     def fit(self, X: pd.DataFrame, y: Any) -> ThroughputPowerRegressor:  # noqa: N803
         if self.trend == "blend":
             # geometric mean of the two: both are non-decreasing in work, so is their mean
@@ -477,7 +470,7 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         log_power = np.log(np.maximum(power, self.power_floor))
         shape_matrix = _matrix(frame, shape)
         _check_finite(shape_matrix, frame, shape, context)
-        rates = self._rates(frame)
+        rates = work_rates(frame, self.device_constants_)
         if self.trend == "throughput":
             # power rises with the utilisation, slope >= 0; log u <= 0 bounds it above (the
             # trend saturates) and it falls towards 0 W for layers far smaller than trained
