@@ -122,3 +122,30 @@ def test_a_matrix_of_the_wrong_width_is_named(fitted: dict) -> None:
     trees = fitted[("dense", "runtime", "extra_trees", None)].predictor(True).trees
     with pytest.raises(ValueError, match=f"{trees.n_features} feature columns"):
         trees.predict(np.zeros((2, trees.n_features + 1)))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(filter(None, v)))
+def test_the_kernel_fallback_survives_the_state(fitted: dict, variant: tuple) -> None:
+    """A pooling kernel never trained on (windowed average pooling) predicts the same through
+    the state, and a version-1 state (written before the fallback) predicts as the trees do."""
+    from tests.core.conftest import features_of, pool_layer
+
+    estimator = fitted[("pooling", *variant)]
+    unseen = features_of([pool_layer("t", 128, 56, 2, 2, kind="AVERAGE")])
+    header, arrays = to_state(estimator.predictor(compiled=True))
+    assert header["version"] == 2 and header["predictor"]["kernel_features"]
+    assert from_state(header, arrays).predict(unseen)[0] == estimator.predict(unseen)[0]
+
+    old = {k: v for k, v in arrays.items() if not k.endswith(("kernels_seen", "energy"))}
+    old_header = {"version": 1, "predictor": {**header["predictor"], "kernel_features": []}}
+    old_header["predictor"]["parts"] = {
+        name: part
+        for name, part in header["predictor"]["parts"].items()
+        if name not in ("kernels_seen", "energy")
+    }
+    without = estimator.predictor()
+    without.kernel_features = ()
+    assert from_state(old_header, old).predict(unseen)[0] == pytest.approx(
+        without.predict(unseen)[0], rel=1e-12
+    )
+    assert without.predict(unseen)[0] != pytest.approx(estimator.predict(unseen)[0], rel=1e-3)

@@ -18,7 +18,7 @@ from power_modelling.core.physics_estimators import (
     FixedCostRuntimeRegressor,
     ThroughputPowerRegressor,
 )
-from power_modelling.core.physics_features import fit_device_constants
+from power_modelling.core.physics_features import device_trend, fit_device_constants
 from tests.core.conftest import conv_layer, features_of, linear_layer, pool_layer
 
 CLASSES = ("convolutional", "pooling", "dense")
@@ -221,3 +221,46 @@ def shape_power_model(synthetic_table: pd.DataFrame) -> ThroughputPowerRegressor
     return ThroughputPowerRegressor("dense", trend="shape", n_estimators=20).fit(
         rows, rows["power"]
     )
+
+
+def test_a_pooling_kernel_never_trained_on_follows_the_device_trend(models: dict) -> None:
+    """DenseNet's transitions: 2x2 / stride-2 *average* pooling, where the synthetic CNNs (as
+    the bundled ones) only have max pools and global average pools. Its runtime is the device
+    trend, not the trees' cost of another kernel, and its power the class's energy per FLOP
+    and per byte at the trend's rates; a max pool of the same size keeps the trees."""
+    runtime_model, power_model = models[("pooling", "runtime")], models[("pooling", "power")]
+    avg = features_of([pool_layer("t", 256, 56, 2, 2, kind="AVERAGE")])
+    same_size_max = features_of([pool_layer("t", 256, 56, 2, 2, kind="MAX")])
+    constants = runtime_model.device_constants_
+    flops, traffic = avg["flops"].to_numpy(), avg["bytes_total"].to_numpy()
+    _, trend = device_trend(flops, traffic, constants)
+    assert runtime_model.predict(avg)[0] == pytest.approx(trend[0], rel=1e-12)
+    without_fallback = runtime_model.predictor()
+    without_fallback.kernel_features = ()
+    assert without_fallback.predict(avg)[0] != pytest.approx(trend[0], rel=1e-3)
+    assert runtime_model.predict(same_size_max)[0] == without_fallback.predict(same_size_max)[0]
+
+    e_flop, e_byte = power_model.energy_
+    assert e_flop >= 0 and e_byte > 0  # the synthetic CNNs' pools draw power with traffic
+    _, compute_time = device_trend(flops, 0 * traffic, constants)
+    _, memory_time = device_trend(0 * flops, traffic, constants)
+    expected = e_flop * flops / compute_time + e_byte * traffic / memory_time
+    assert power_model.predict(avg)[0] == pytest.approx(expected[0], rel=1e-12)
+    assert power_model.predict(same_size_max)[0] != pytest.approx(expected[0], rel=1e-3)
+
+
+def test_no_kernel_fallback_for_convolutions_and_when_disabled(
+    models: dict, synthetic_table: pd.DataFrame
+) -> None:
+    """Convolutions and dense layers have no kernel features (their trees' neighbours beat
+    the trend on held-out families); ``kernel_features=()`` turns pooling's off."""
+    assert models[("convolutional", "runtime")].kernel_features_ == ()
+    assert models[("dense", "power")].energy_ is None
+    rows = trainable(synthetic_table, "pooling", "runtime")
+    plain = FixedCostRuntimeRegressor("pooling", kernel_features=(), n_estimators=20)
+    plain.fit(rows, rows["runtime"])
+    avg = features_of([pool_layer("t", 256, 56, 2, 2, kind="AVERAGE")])
+    assert plain.kernels_seen_ is None
+    _, trend = device_trend(avg["flops"].to_numpy(), avg["bytes_total"].to_numpy(),
+                            plain.device_constants_)  # fmt: skip
+    assert plain.predict(avg)[0] != pytest.approx(trend[0], rel=1e-3)  # the trees' guess

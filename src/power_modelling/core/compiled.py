@@ -35,8 +35,11 @@ from power_modelling.core.physics_features import (
     device_trend,
 )
 
-#: Version of the state layout written by :func:`to_state` (read back only when equal).
-STATE_VERSION = 1
+#: Version of the state layout written by :func:`to_state`; :data:`STATE_VERSIONS_READ` are
+#: read back (2 added the kernel fallback: a version-1 file predicts as it always did, an
+#: older reader meets version 2 with an error and loads the estimator instead).
+STATE_VERSION = 2
+STATE_VERSIONS_READ = (1, 2)
 #: Above this many (row, tree) pairs, scikit-learn's tree walker predicts (NumPy walks every
 #: pair level by level: fine for a few networks, slower than compiled code for thousands).
 NUMPY_PAIRS_MAX = 400_000
@@ -284,12 +287,34 @@ def _tree_predict(trees: Any, features: np.ndarray, rows: int) -> np.ndarray:
     return predicted
 
 
+# --- kernels never trained on ------------------------------------------------------------
+def kernel_signatures(frame: pd.DataFrame, kernel_features: tuple[str, ...]) -> np.ndarray:
+    """The distinct combinations of ``kernel_features`` among the rows (a ``(k, n)`` array)."""
+    values = frame.loc[:, list(kernel_features)].apply(pd.to_numeric, errors="coerce")
+    return np.unique(values.to_numpy(dtype="float64"), axis=0)
+
+
+def unseen_kernels(
+    frame: pd.DataFrame, kernel_features: tuple[str, ...], seen: np.ndarray | None
+) -> np.ndarray:
+    """Rows whose combination of ``kernel_features`` is none of ``seen`` (all False without
+    kernel features)."""
+    if not kernel_features or seen is None:
+        return np.zeros(len(frame), dtype=bool)
+    values = frame.loc[:, list(kernel_features)].apply(pd.to_numeric, errors="coerce")
+    rows = values.to_numpy(dtype="float64")
+    matches = (rows[:, None, :] == np.asarray(seen)[None, :, :]).all(axis=2)
+    return ~matches.any(axis=1)
+
+
 # --- the physics estimators' prediction ----------------------------------------------------
 class RuntimePredictor:
     """Runtime (ms) = fixed cost of the shape (trees, clipped to the trained range, decaying
-    to the launch floor below the smallest trained work) + the device's work term."""
+    to the launch floor below the smallest trained work) + the device's work term. A layer
+    whose kernel (``kernel_features``' combination) no training layer had gets the device
+    trend's floor as its fixed cost: its prediction is the device trend itself."""
 
-    ARRAYS = ("log_fixed_range", "monotone_min")
+    ARRAYS = ("log_fixed_range", "monotone_min", "kernels_seen")
 
     def __init__(
         self,
@@ -301,7 +326,11 @@ class RuntimePredictor:
         monotone_min: np.ndarray,
         extrapolation_decay: float,
         trees: Any,
+        kernel_features: tuple[str, ...] = (),
+        kernels_seen: np.ndarray | None = None,
     ) -> None:
+        self.kernel_features = tuple(kernel_features)
+        self.kernels_seen = None if kernels_seen is None else np.asarray(kernels_seen, "float64")
         self.monotone_features = tuple(monotone_features)
         self.shape_features = tuple(shape_features)
         self.device_constants = {k: float(v) for k, v in device_constants.items()}
@@ -313,7 +342,9 @@ class RuntimePredictor:
     def fixed_cost(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         """The fixed-cost part of the prediction (ms), NaN where a feature is missing."""
         frame = physics_frame(
-            X, (*self.monotone_features, *self.shape_features), "FixedCostRuntimeRegressor"
+            X,
+            (*self.monotone_features, *self.shape_features, *self.kernel_features),
+            "FixedCostRuntimeRegressor",
         )
         monotone = log_matrix(frame, self.monotone_features)
         features = np.hstack([monotone, log_matrix(frame, self.shape_features)])
@@ -322,7 +353,9 @@ class RuntimePredictor:
         floor = self.device_constants["launch_floor_ms"]
         below = np.clip(self.monotone_min - monotone, 0.0, None).sum(axis=1)
         weight = np.exp(-self.extrapolation_decay * below)
-        return floor + (fixed - floor) * weight
+        fixed = floor + (fixed - floor) * weight
+        unseen = unseen_kernels(frame, self.kernel_features, self.kernels_seen)
+        return np.where(unseen, self.device_constants["trend_floor_ms"], fixed)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         frame = physics_frame(
@@ -344,9 +377,12 @@ class RuntimePredictor:
             "shape_features": list(self.shape_features),
             "device_constants": self.device_constants,
             "extrapolation_decay": self.extrapolation_decay,
+            "kernel_features": list(self.kernel_features),
         }
         return header, {
-            **{name: getattr(self, name) for name in self.ARRAYS},
+            **{
+                name: getattr(self, name) for name in self.ARRAYS if getattr(self, name) is not None
+            },
             "trees": self.trees,
         }
 
@@ -373,9 +409,14 @@ def work_rates(frame: pd.DataFrame, device_constants: Mapping[str, float]) -> np
 class PowerPredictor:
     """Dynamic power (W above idle), ``trend`` ``"throughput"`` (utilisation trend + trees),
     ``"shape"`` (a standardised linear trend on capped shape features + trees) or
-    ``"blend"`` (the geometric mean of its ``members``)."""
+    ``"blend"`` (the geometric mean of its ``members``). A layer whose kernel
+    (``kernel_features``' combination) no training layer had draws the class's measured
+    ``energy`` (mJ per FLOP, mJ per byte) at the rate the device trend runs its work (the
+    runtime its runtime model falls back to as well)."""
 
     ARRAYS = (
+        "kernels_seen",
+        "energy",
         "residual_range",
         "coef",
         "shape_max",
@@ -401,7 +442,13 @@ class PowerPredictor:
         lasso_coef: np.ndarray | None = None,
         lasso_intercept: float = 0.0,
         members: tuple[PowerPredictor, ...] = (),
+        kernel_features: tuple[str, ...] = (),
+        kernels_seen: np.ndarray | None = None,
+        energy: np.ndarray | None = None,
     ) -> None:
+        self.kernel_features = tuple(kernel_features)
+        self.kernels_seen = None if kernels_seen is None else np.asarray(kernels_seen, "float64")
+        self.energy = None if energy is None else np.asarray(energy, "float64")
         self.trend = trend
         self.shape_features = tuple(shape_features)
         self.device_constants = {k: float(v) for k, v in (device_constants or {}).items()}
@@ -414,6 +461,26 @@ class PowerPredictor:
         self.members = tuple(members)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        power = self._learned(X)
+        if self.energy is None:
+            return power
+        frame = physics_frame(
+            X, (*self.kernel_features, "flops", "bytes_total"), "ThroughputPowerRegressor"
+        )
+        unseen = unseen_kernels(frame, self.kernel_features, self.kernels_seen)
+        if not unseen.any():
+            return power
+        # each kind of work at the rate the device trend runs it (its floor plus that work's
+        # own term): non-decreasing in FLOPs and in bytes, each on its own
+        flops = frame["flops"].to_numpy(dtype="float64")
+        traffic = frame["bytes_total"].to_numpy(dtype="float64")
+        _, compute_time = device_trend(flops, np.zeros_like(traffic), self.device_constants)
+        _, memory_time = device_trend(np.zeros_like(flops), traffic, self.device_constants)
+        drawn = self.energy[0] * flops / compute_time + self.energy[1] * traffic / memory_time
+        return np.where(unseen, drawn, power)
+
+    def _learned(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """The trend-and-trees prediction (every kernel)."""
         if self.trend == "blend":
             logs = [np.log(member.predict(X)) for member in self.members]
             return np.exp(np.mean(logs, axis=0))
@@ -446,6 +513,7 @@ class PowerPredictor:
         header = {
             "type": "PowerPredictor",
             "trend": self.trend,
+            "kernel_features": list(self.kernel_features),
             "shape_features": list(self.shape_features),
             "device_constants": self.device_constants,
             "lasso_intercept": self.lasso_intercept,
@@ -487,8 +555,10 @@ def to_state(predictor: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def from_state(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
     """The predictor :func:`to_state` described."""
-    if header.get("version") != STATE_VERSION:
-        raise ValueError(f"predictor state version {header.get('version')} is not {STATE_VERSION}")
+    if header.get("version") not in STATE_VERSIONS_READ:
+        raise ValueError(
+            f"predictor state version {header.get('version')} is not one of {STATE_VERSIONS_READ}"
+        )
 
     def decode(node: Mapping[str, Any]) -> Any:
         parts = {
@@ -504,6 +574,7 @@ def from_state(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> A
                 shape_features=tuple(node["shape_features"]),
                 device_constants=node["device_constants"],
                 extrapolation_decay=node["extrapolation_decay"],
+                kernel_features=tuple(node.get("kernel_features", ())),
                 **parts,
             )
         if kind == "PowerPredictor":
@@ -514,6 +585,7 @@ def from_state(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> A
                 device_constants=node["device_constants"],
                 lasso_intercept=node["lasso_intercept"],
                 members=members,
+                kernel_features=tuple(node.get("kernel_features", ())),
                 **parts,
             )
         raise ValueError(f"unknown predictor type '{kind}' in a model file")

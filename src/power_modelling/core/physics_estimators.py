@@ -61,6 +61,7 @@ from power_modelling.core.compiled import (
     PowerPredictor,
     RuntimePredictor,
     TreeEnsemble,
+    kernel_signatures,
     work_rates,
 )
 from power_modelling.core.compiled import log_matrix as _matrix
@@ -127,6 +128,22 @@ RUNTIME_SHAPE: dict[str, tuple[str, ...]] = {
 #: per item (ConvNeXt's MLPs) inherit the largest GEMV's fixed cost (leave-one-family-out
 #: dense runtime 51 % constrained, 29 % free; convolution / pooling do better constrained).
 RUNTIME_CONSTRAIN_SIZE = {"convolutional": True, "pooling": True, "dense": False}
+#: Features whose combination identifies the kernel a layer runs. A layer whose kernel no
+#: training layer ran gets the device trend (runtime: the trend's floor as fixed cost; power:
+#: the class's energy per FLOP and per byte at the trend's runtime) instead of trees that
+#: only know other kernels. Pooling only: its cost is the kernel's, not the work's. On the
+#: bundled H200 data PyTorch's channels-last max pooling costs ~0.018 ms at any size
+#: while average pooling runs near the launch floor, so trees that never saw a windowed
+#: average pool gave DenseNet's 2x2 transition pools a max pool's cost (0.017 ms against
+#: ~0.0035 ms measured outside the repository: "5x too slow"); the trend gives 0.0047 ms.
+#: Not convolutions: held-out families' new kernels (depthwise 3x3 without MobileNets,
+#: grouped without ResNeXts) are better predicted by the trees' neighbours (leave-one-
+#: family-out runtime RMSPE 27.7 % with the trees, 30.2 % with the trend).
+KERNEL_FEATURES: dict[str, tuple[str, ...]] = {
+    "convolutional": (),
+    "pooling": ("pool_max", "pool_avg", "pool_global", "pool_adaptive"),
+    "dense": (),
+}
 _PER_ITEM_INTENSITY = ("activation_intensity", "intensity_per_item")
 #: Free shape features of the power residual trees (``trend="throughput"``).
 POWER_SHAPE: dict[str, tuple[str, ...]] = {
@@ -214,6 +231,12 @@ def _check_finite(matrix: np.ndarray, frame: pd.DataFrame, columns: tuple[str, .
             f"{what}: {int(bad.any(axis=1).sum())} row(s) lack a feature value, e.g. layer "
             f"'{model}{name}' column '{columns[col]}' = {frame[columns[col]].iloc[row]!r}"
         )
+
+
+def _kernel_list(given: tuple[str, ...] | None, layer_class: str) -> tuple[str, ...]:
+    """The kernel features: ``given``, else the class's :data:`KERNEL_FEATURES` (none for a
+    class without defaults)."""
+    return tuple(given if given is not None else KERNEL_FEATURES.get(layer_class, ()))
 
 
 def _trees(
@@ -312,10 +335,12 @@ class FixedCostRuntimeRegressor(RegressorMixin, BaseEstimator):
         learning_rate: float = 0.05,
         extrapolation_decay: float = 1.0,
         constrain_size: bool | None = None,
+        kernel_features: tuple[str, ...] | None = None,
         random_state: int = 0,
     ) -> None:
         self.layer_class = layer_class
         self.constrain_size = constrain_size
+        self.kernel_features = kernel_features
         self.monotone_features = monotone_features
         self.shape_features = shape_features
         self.device_constants = device_constants
@@ -347,8 +372,9 @@ class FixedCostRuntimeRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any) -> FixedCostRuntimeRegressor:  # noqa: N803
         monotone, shape = self._feature_lists()
+        kernel = _kernel_list(self.kernel_features, self.layer_class)
         context = f"FixedCostRuntimeRegressor({self.layer_class}).fit"
-        frame = _physics_frame(X, (*monotone, *shape, "flops", "bytes_total"), context)
+        frame = _physics_frame(X, (*monotone, *shape, *kernel, "flops", "bytes_total"), context)
         runtime = np.asarray(y, dtype="float64")
         if runtime.shape != (len(frame),) or not np.all(np.isfinite(runtime) & (runtime > 0)):
             raise ValueError(f"{context}: y must be {len(frame)} positive finite runtimes")
@@ -369,6 +395,8 @@ class FixedCostRuntimeRegressor(RegressorMixin, BaseEstimator):
         self.shape_features_ = shape
         self.log_fixed_range_ = np.array([log_fixed.min(), log_fixed.max()])
         self.monotone_min_ = features[:, : len(monotone)].min(axis=0)
+        self.kernel_features_ = kernel
+        self.kernels_seen_ = kernel_signatures(frame, kernel) if kernel else None
         self.n_features_in_ = len(monotone) + len(shape)
         return self
 
@@ -391,6 +419,9 @@ class FixedCostRuntimeRegressor(RegressorMixin, BaseEstimator):
             monotone_min=self.monotone_min_,
             extrapolation_decay=self.extrapolation_decay,
             trees=TreeEnsemble.from_sklearn(self.trees_) if compiled else self.trees_,
+            # getattr: estimators fitted before the kernel fallback predict as they did
+            kernel_features=getattr(self, "kernel_features_", ()),
+            kernels_seen=getattr(self, "kernels_seen_", None),
         )
 
     def fixed_cost(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
@@ -424,9 +455,11 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         max_iter: int = 300,
         learning_rate: float = 0.05,
         power_floor: float = 0.5,
+        kernel_features: tuple[str, ...] | None = None,
         random_state: int = 0,
     ) -> None:
         self.layer_class = layer_class
+        self.kernel_features = kernel_features
         self.trend = trend
         self.shape_features = shape_features
         self.device_constants = device_constants
@@ -454,11 +487,14 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         if self.trend == "blend":
             # geometric mean of the two: both are non-decreasing in work, so is their mean
             self.members_ = tuple(
-                ThroughputPowerRegressor(**{**self.get_params(), "trend": trend}).fit(X, y)
+                ThroughputPowerRegressor(
+                    **{**self.get_params(), "trend": trend, "kernel_features": ()}
+                ).fit(X, y)
                 for trend in ("throughput", "shape")
             )
             self.device_constants_ = self.members_[0].device_constants_
             self.n_features_in_ = self.members_[0].n_features_in_
+            self._fit_kernels(X, y)
             return self
         shape = self._shape_list()
         context = f"ThroughputPowerRegressor({self.layer_class}).fit"
@@ -503,14 +539,50 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
         self.shape_features_ = shape
         self.residual_range_ = np.array([residual.min(), residual.max()])
         self.n_features_in_ = features.shape[1]
+        self._fit_kernels(X, y)
         return self
+
+    def _fit_kernels(self, X: pd.DataFrame, y: Any) -> None:  # noqa: N803
+        """The kernels trained on and the class's energy per FLOP and per byte (non-negative
+        least squares of power on ``flops / runtime`` and ``bytes / runtime`` over the rows
+        with a measured ``runtime``); no fallback without kernel features or runtimes."""
+        kernel = _kernel_list(self.kernel_features, self.layer_class)
+        self.kernel_features_, self.kernels_seen_, self.energy_ = kernel, None, None
+        if not kernel or "runtime" not in X.columns:
+            return
+        context = f"ThroughputPowerRegressor({self.layer_class}).fit"
+        frame = _physics_frame(X, (*kernel, "flops", "bytes_total", "runtime"), context)
+        runtime = pd.to_numeric(frame["runtime"], errors="coerce").to_numpy(dtype="float64")
+        power = np.asarray(y, dtype="float64")
+        usable = np.isfinite(runtime) & (runtime > 0) & np.isfinite(power)
+        if usable.sum() < 2:
+            return
+        rates = np.column_stack(
+            [
+                frame["flops"].to_numpy(dtype="float64") / runtime,
+                frame["bytes_total"].to_numpy(dtype="float64") / runtime,
+            ]
+        )[usable]
+        self.energy_ = lsq_linear(rates, power[usable], bounds=(0.0, np.inf)).x
+        self.kernels_seen_ = kernel_signatures(frame, kernel)
 
     def predictor(self, compiled: bool = False) -> PowerPredictor:
         """The prediction formula over the fitted state (:mod:`~power_modelling.core.compiled`);
         ``compiled``: with the trees as NumPy arrays (predicts without scikit-learn)."""
+        # getattr: estimators fitted before the kernel fallback predict as they did
+        kernels = {
+            "kernel_features": getattr(self, "kernel_features_", ()),
+            "kernels_seen": getattr(self, "kernels_seen_", None),
+            "energy": getattr(self, "energy_", None),
+        }
         if self.trend == "blend":
             members = tuple(member.predictor(compiled) for member in self.members_)
-            return PowerPredictor(trend="blend", members=members)
+            return PowerPredictor(
+                trend="blend",
+                members=members,
+                device_constants=self.device_constants_,
+                **kernels,
+            )
         shape = {}
         if self.trend == "shape":
             shape = {
@@ -529,6 +601,7 @@ class ThroughputPowerRegressor(RegressorMixin, BaseEstimator):
             residual_range=self.residual_range_,
             coef=getattr(self, "coef_", None),
             **shape,
+            **kernels,
         )
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
