@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from power_modelling.core.physics_features import (
+    MIN_MARGINAL_FACTOR,
     add_physics_features,
     add_roofline_terms,
     device_trend,
@@ -112,6 +113,29 @@ def test_device_constants_recover_a_known_device() -> None:
     assert (roofline["t_compute_ms"] <= runtime * (1 + 1e-12)).all()
     assert (roofline["t_memory_ms"] <= runtime * (1 + 1e-12)).all()
     assert (roofline["roofline_ms"] >= constants["launch_floor_ms"]).all()
+
+
+def test_small_layers_alone_never_make_work_free() -> None:
+    """Layers that all run near the launch floor say nothing about the cost of compute: the
+    trend keeps extra work at least :data:`MIN_MARGINAL_FACTOR` of the envelope's cost (the
+    unbounded fit left compute nearly free, and a family of far larger layers, VGG, was
+    predicted 37 % too fast)."""
+    rng = np.random.default_rng(2)
+    flops = 10 ** rng.uniform(4, 7, 300)
+    traffic = 10 ** rng.uniform(3, 6, 300)
+    runtime = 0.003 * 10 ** rng.normal(0, 0.02, 300) + traffic / 3e9  # compute costs nothing
+    table = pd.DataFrame(
+        {"flops": flops, "bytes_total": traffic, "runtime": runtime, "layer_class": "dense"}
+    )
+    unbounded = fit_device_constants(table, min_marginal_factor=1e-9)
+    assert unbounded["trend_compute_factor"] < 0.05
+    constants = fit_device_constants(table)
+    assert constants["trend_compute_factor"] == pytest.approx(MIN_MARGINAL_FACTOR)
+    assert constants["trend_memory_factor"] >= MIN_MARGINAL_FACTOR
+    # a layer 1000x beyond the trained work costs at least half its envelope compute time
+    big = np.array([1e10])
+    work, _ = device_trend(big, np.array([1e6]), constants)
+    assert work[0] >= MIN_MARGINAL_FACTOR * big[0] / constants["peak_flops_per_ms"]
 
 
 def test_device_constants_need_runtimes() -> None:
