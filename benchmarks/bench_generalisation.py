@@ -53,6 +53,7 @@ from power_modelling.core.physics_estimators import (
     ThroughputPowerRegressor,
 )
 from power_modelling.core.physics_features import add_physics_features, fit_device_constants
+from power_modelling.core.splits import resolve_test_models
 from power_modelling.pipelines.modelling.nodes import spec_fitter
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -143,7 +144,13 @@ def physics_fitter() -> Any:
 
 def training_folds(table: pd.DataFrame) -> pd.DataFrame:
     """The training CNNs' rows with the pipeline's ``GroupKFold(5)`` fold as ``fold``."""
-    test_models = yaml.safe_load(SPLIT.read_text())["feature_engineering"]["test_models"]
+    params = yaml.safe_load(SPLIT.read_text())["feature_engineering"]
+    test_models, _ = resolve_test_models(  # `auto`: the dataset's declared hold-out
+        params["test_models"],
+        table["model"].unique(),
+        RAW.name,
+        params.get("test_models_by_dataset"),
+    )
     train = table[~table["model"].isin(test_models)].reset_index(drop=True)
     fold = np.zeros(len(train), dtype=int)
     for index, (_, test) in enumerate(GroupKFold(n_splits=5).split(train, groups=train["model"])):

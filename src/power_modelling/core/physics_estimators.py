@@ -158,6 +158,7 @@ POWER_SHAPE: dict[str, tuple[str, ...]] = {
         "stride_0",
         "input_size_1",
         "output_size_0",
+        "rows_per_item",
     ),
     "pooling": (
         "flops_per_item",
@@ -195,6 +196,7 @@ POWER_SHAPE_TREND: dict[str, tuple[str, ...]] = {
         "stride_0",
         "input_size_1",
         "output_size_0",
+        "rows_per_item",
     ),
     "pooling": (
         "flops_per_item",
