@@ -213,3 +213,48 @@ def test_no_layer_at_all_predicts_an_empty_table() -> None:
     empty = describe_layers({"Layers": []}, "empty.json").assign(network=[])
     table = predict_layers(empty, standin_models())
     assert table.empty and "problem" in table.columns
+
+
+def test_a_pooling_kernel_never_trained_on_says_so_in_its_domain_note(
+    synthetic_table: pd.DataFrame,
+) -> None:
+    """DenseNet's transition (2x2 average pooling) beside models trained on max pools and
+    global average pools: predicted from the device trend, out of domain, and the note says
+    why; the max pool beside it keeps its trees and its note."""
+    from power_modelling.core.domain import fit_domain
+    from power_modelling.core.loco import trainable
+    from power_modelling.core.physics_estimators import (
+        FixedCostRuntimeRegressor,
+        ThroughputPowerRegressor,
+    )
+    from power_modelling.core.physics_features import device_trend, fit_device_constants
+    from power_modelling.core.predictor import KERNEL_FALLBACK_NOTE
+    from tests.core.conftest import features_of, pool_layer
+
+    constants = fit_device_constants(synthetic_table)
+    models = {}
+    for layer_class in ("convolutional", "pooling", "dense"):
+        rows = trainable(synthetic_table, layer_class, "runtime")
+        settings = {"device_constants": constants, "n_estimators": 20}
+        models[f"{layer_class}_runtime"] = FixedCostRuntimeRegressor(layer_class, **settings).fit(
+            rows, rows["runtime"]
+        )
+        models[f"{layer_class}_power"] = ThroughputPowerRegressor(layer_class, **settings).fit(
+            rows, rows["power"]
+        )
+    domain = fit_domain(synthetic_table, synthetic_table["model"])
+    layers = [
+        pool_layer("transition", 128, 56, 2, 2, kind="AVERAGE"),
+        pool_layer("maxpool", 128, 56, 2, 2, kind="MAX"),
+    ]
+    table = predict_layers(describe_layers({"Layers": layers}, "densenet.json"), models, 100.0,
+                           domain)  # fmt: skip
+    transition, maxpool = table.iloc[0], table.iloc[1]
+    assert transition["domain_note"].endswith(KERNEL_FALLBACK_NOTE)
+    assert "pooling_type AVG 2x2 never seen" in transition["domain_note"]
+    assert not transition["in_domain"]
+    assert KERNEL_FALLBACK_NOTE not in str(maxpool["domain_note"])
+    features = features_of([layers[0]])
+    _, trend = device_trend(features["flops"].to_numpy(), features["bytes_total"].to_numpy(),
+                            constants)  # fmt: skip
+    assert transition["runtime_prediction"] == pytest.approx(trend[0], rel=1e-12)

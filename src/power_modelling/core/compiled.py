@@ -357,6 +357,13 @@ class RuntimePredictor:
         unseen = unseen_kernels(frame, self.kernel_features, self.kernels_seen)
         return np.where(unseen, self.device_constants["trend_floor_ms"], fixed)
 
+    def kernel_fallback(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """Rows predicted from the device trend: their kernel no training layer ran."""
+        if not self.kernel_features:
+            return np.zeros(len(X), dtype=bool)
+        frame = physics_frame(X, self.kernel_features, "FixedCostRuntimeRegressor")
+        return unseen_kernels(frame, self.kernel_features, self.kernels_seen)
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         frame = physics_frame(
             X,

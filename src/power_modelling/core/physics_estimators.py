@@ -430,6 +430,10 @@ class FixedCostRuntimeRegressor(RegressorMixin, BaseEstimator):
         """The fixed-cost part of the prediction (ms), NaN where a feature is missing."""
         return self.predictor().fixed_cost(X)
 
+    def kernel_fallback(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """Rows predicted from the device trend (a kernel never trained on)."""
+        return self.predictor().kernel_fallback(X)
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         return self.predictor().predict(X)
 

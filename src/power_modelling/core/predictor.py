@@ -170,6 +170,7 @@ def predict_layers(
     ratio = None
     if domain is not None:
         ratio = _add_domain(table, features, domain)
+        _note_kernel_fallback(table, features, models)
     if calibrations is not None:
         _add_intervals(table, features.index, calibrations, ratio)
     return with_idle_power(table, idle_power_w)
@@ -194,6 +195,28 @@ def _add_domain(
         table.loc[modelled, "in_domain"] = in_domain
         table.loc[modelled, "domain_note"] = [note or None for note in notes]
     return ratio
+
+
+#: Appended to the domain note of a layer its models predicted from the device trend.
+KERNEL_FALLBACK_NOTE = "kernel never trained on: runtime and power from the device trend"
+
+
+def _note_kernel_fallback(
+    table: pd.DataFrame, features: pd.DataFrame, models: Mapping[str, Estimator]
+) -> None:
+    """Say so in ``domain_note`` where a runtime model fell back to the device trend (a
+    pooling kernel no training layer ran; ``physics_estimators.KERNEL_FEATURES``)."""
+    for layer_class in LAYER_CLASSES:
+        model = models.get(model_key(layer_class, "runtime"))
+        rows = features.index[features["layer_class"] == layer_class]
+        if not len(rows) or not hasattr(model, "kernel_fallback"):
+            continue
+        fell_back = rows[np.asarray(model.kernel_fallback(features.loc[rows]), dtype=bool)]
+        notes = table.loc[fell_back, "domain_note"]
+        table.loc[fell_back, "domain_note"] = (notes + "; " + KERNEL_FALLBACK_NOTE).fillna(
+            KERNEL_FALLBACK_NOTE
+        )
+        table.loc[fell_back, "in_domain"] = False
 
 
 def _add_intervals(
