@@ -40,6 +40,7 @@ from sklearn.base import RegressorMixin
 from sklearn.model_selection import GroupKFold
 
 from power_modelling.core.domain import fit_domain
+from power_modelling.core.intervals import calibration_groups
 from power_modelling.core.layers import LAYER_CLASSES
 from power_modelling.core.loco import (
     batch_scaling,
@@ -53,7 +54,7 @@ from power_modelling.core.physics_estimators import (
     ThroughputPowerRegressor,
 )
 from power_modelling.core.physics_features import add_physics_features, fit_device_constants
-from power_modelling.core.splits import resolve_test_models
+from power_modelling.core.splits import family, resolve_test_models
 from power_modelling.pipelines.modelling.nodes import spec_fitter
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,6 @@ RAW = PROJECT / "data" / "01_raw" / "h200_isolated_v1"
 REPORTING = PROJECT / "data" / "08_reporting"
 PARAMETERS = PROJECT / "conf" / "base" / "parameters_modelling.yml"
 SPLIT = PROJECT / "conf" / "base" / "parameters_feature_engineering.yml"
-FAMILIES = ("vgg", "resnext", "resnet", "mobilenet", "convnext")  # resnext before resnet
 PERCENTAGE_FLOOR = {"runtime": 0.0, "power_total": 0.0}
 
 
@@ -76,10 +76,6 @@ def load_table() -> pd.DataFrame:
             "ingestion,power_mapping,feature_engineering` first"
         )
     return add_physics_features(pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True))
-
-
-def family(model: str) -> str:
-    return next((f for f in FAMILIES if model.startswith(f)), model)
 
 
 # ----------------------------------------------------------------------------- fitters
@@ -160,9 +156,16 @@ def training_folds(table: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- runs
 def run_loco(table: pd.DataFrame, fitter: Any, group: str, intervals: bool) -> dict[str, Any]:
+    """Held-out ``group``s; intervals calibrated as the pipeline's are (inner CV holding out
+    architecture families: ``intervals.calibration_groups``)."""
     started = time.perf_counter()
     predictions = leave_one_cnn_out(
-        table, fitter, group_column=group, with_domain=True, with_intervals=intervals
+        table,
+        fitter,
+        group_column=group,
+        with_domain=True,
+        with_intervals=intervals,
+        calibration_column="calibration_group",
     )
     report = loco_report(predictions, PERCENTAGE_FLOOR)
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -240,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore", category=UserWarning)
     table = load_table()
     table["family"] = table["model"].map(family)
+    table["calibration_group"], _ = calibration_groups(table["model"].to_numpy())
     fitters = {"current": current_fitter(selected_estimators()), "physics": physics_fitter()}
     results: dict[str, Any] = {"selected_current": {
         f"{c}.{t}": n for (c, t), n in selected_estimators().items()

@@ -140,3 +140,18 @@ def test_the_stored_half_width_gives_crepes_intervals_without_crepes() -> None:
     heavy, lo, hi = json.loads(done.stdout.strip().splitlines()[-1])
     assert heavy == []
     np.testing.assert_allclose([lo, hi], stored, rtol=1e-12)
+
+
+def test_calibration_holds_out_families_when_there_are_three_or_more() -> None:
+    from power_modelling.core.intervals import MIN_CALIBRATION_FAMILIES, calibration_groups
+
+    cnns = ["vgg11", "vgg19", "resnet18", "resnext50_32x4d", "mobilenet_v2"]
+    groups, how = calibration_groups(cnns)
+    assert how == "family" and list(groups) == ["vgg", "vgg", "resnet", "resnext", "mobilenet"]
+    assert MIN_CALIBRATION_FAMILIES == 3
+    two_families = ["vgg11", "vgg19", "resnet18", "resnet50"]
+    groups, how = calibration_groups(two_families)
+    assert how == "model" and list(groups) == two_families
+    assert calibration_groups(cnns, "model")[1] == "model"
+    with pytest.raises(ValueError, match="not one of"):
+        calibration_groups(cnns, "layer")

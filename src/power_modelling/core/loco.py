@@ -65,6 +65,7 @@ def leave_one_cnn_out(
     inner_folds: int = 5,
     held_out: Iterable[str] | None = None,
     n_jobs: int = 1,
+    calibration_column: str | None = None,
 ) -> pd.DataFrame:
     """Per-layer predictions of every CNN by models that never saw it.
 
@@ -75,6 +76,8 @@ def leave_one_cnn_out(
     ``domain_note``, with ``with_intervals`` ``runtime_lo|hi`` and ``power_lo|hi``.
 
     A class / target with no trainable row among the other CNNs stays unpredicted (NaN).
+    ``calibration_column``: what the intervals' inner grouped CV holds out (default
+    ``group_column``; the pipeline's ``intervals.calibration_groups``: architecture families).
     ``n_jobs``: held-out groups fitted in parallel (joblib worker processes; the fitter must
     pickle); 1 fits them one after another in this process. Either way one line per held-out
     group is logged as it completes (the predictions do not depend on ``n_jobs``).
@@ -90,6 +93,7 @@ def leave_one_cnn_out(
         "with_domain": with_domain,
         "with_intervals": with_intervals,
         "inner_folds": inner_folds,
+        "calibration_column": calibration_column or group_column,
     }
     if n_jobs == 1 or len(groups) < 2:
         done: Iterable = (_hold_out(frame, group, **options) for group in groups)
@@ -128,6 +132,7 @@ def _hold_out(
     with_domain: bool,
     with_intervals: bool,
     inner_folds: int,
+    calibration_column: str,
 ) -> tuple[pd.DataFrame | None, float]:
     """The predictions of ``group``'s layers by models fitted on the other groups, and the
     seconds it took (``None``: the group has no layer of ``classes``)."""
@@ -161,6 +166,7 @@ def _hold_out(
                 group_column=group_column,
                 with_intervals=with_intervals,
                 inner_folds=inner_folds,
+                calibration_column=calibration_column,
             )
             out.loc[rows, f"{target}_pred"] = predicted
             if with_intervals:
@@ -190,6 +196,7 @@ def _fit_predict(
     group_column: str,
     with_intervals: bool,
     inner_folds: int,
+    calibration_column: str,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     predicted = fitter(train, layer_class, target).predict(test)
     if not with_intervals:
@@ -197,14 +204,14 @@ def _fit_predict(
     rows = trainable(train, layer_class, target)
 
     def fit(inner_train: pd.DataFrame) -> RegressorMixin:
-        seen = train[group_column].isin(inner_train[group_column].unique())
+        seen = train[calibration_column].isin(inner_train[calibration_column].unique())
         return fitter(train.loc[seen], layer_class, target)
 
     def difficulty(inner_train: pd.DataFrame, inner_test: pd.DataFrame) -> np.ndarray:
         return nearest_distance(inner_test, fit_domain(inner_train, inner_train[group_column]))
 
     oof, sigma = grouped_oof_predictions(
-        fit, rows, rows[group_column].to_numpy(), inner_folds, difficulty
+        fit, rows, rows[calibration_column].to_numpy(), inner_folds, difficulty
     )
     shift = idle_power(rows) if target == "power" else 0.0
     measured = rows[target].to_numpy(dtype="float64")

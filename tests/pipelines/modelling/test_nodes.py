@@ -206,3 +206,35 @@ def test_physics_estimators_get_the_device_constants_of_their_training_cnns(conv
     model = fit(train, "convolutional", "runtime")
     assert model.device_constants == fit_device_constants(train)  # not the held-out CNN's
     assert model.device_constants != fit_device_constants(table)
+
+
+def test_intervals_hold_out_whole_architecture_families(conv_table):
+    """The calibration residuals come from folds holding out whole families (name prefixes)
+    once the training CNNs span three or more; the selection CV still holds out CNNs."""
+    from sklearn.model_selection import GroupKFold
+
+    params = small_target_params("runtime")
+    one_family = cross_validate_candidates(conv_table, params, EVALUATION)
+    assert one_family["calibration"]["held_out"] == "model"  # net0..net5: a single family
+    names = {"net0": "alpha1", "net1": "alpha2", "net2": "beta1", "net3": "beta2",
+             "net4": "gamma1", "net5": "gamma2"}  # fmt: skip
+    renamed = conv_table.assign(model=conv_table["model"].map(names))
+    report = cross_validate_candidates(renamed, params, EVALUATION)
+    calibration = report["calibration"]
+    assert (calibration["held_out"], calibration["folds"]) == ("family", 3)
+    for name, scores in report["candidates"].items():  # selection: the same CNN folds
+        assert scores["runtime"] == one_family["candidates"][name]["runtime"]
+    # the residuals are the selected estimator's, refitted with each family held out
+    rows = renamed[renamed["runtime"].notna()].reset_index(drop=True)
+    families = rows["model"].str.rstrip("0123456789").to_numpy()
+    spec = params["candidates"].get(report["selected"]) or params["baseline"]
+    oof = np.full(len(rows), np.nan)
+    for train, test in GroupKFold(n_splits=3).split(rows, groups=families):
+        model = fit_spec(rows.iloc[train], spec, params, EVALUATION["random_state"])
+        oof[test] = model.predict(rows.iloc[test])
+    usable = oof > 0
+    expected = (np.log(rows["runtime"].to_numpy()[usable]) - np.log(oof[usable])).round(6)
+    np.testing.assert_allclose(calibration["residuals"], expected, atol=1e-12)
+    assert calibration["residuals"] != one_family["calibration"]["residuals"]
+    with pytest.raises(ValueError, match="calibration grouping 'nope'"):
+        cross_validate_candidates(renamed, params, {**EVALUATION, "calibration_group_by": "nope"})

@@ -216,11 +216,14 @@ def cross_validate_candidates(
     Returns a JSON-able report: ``selected``, ``selection``, rows used / left out, per
     candidate the out-of-fold metrics (``power`` also gives ``power_total``) and fit seconds,
     and ``calibration``: the chosen estimator's out-of-fold log residuals, from which the
-    prediction intervals are made (held-out CNNs: the width reflects unseen networks).
+    prediction intervals are made, held out by architecture family
+    (``evaluation.calibration_group_by``; by CNN where there are fewer than three families):
+    the width reflects networks unlike the training set.
     """
     from sklearn.model_selection import GroupKFold  # noqa: PLC0415 (heavy: used here only)
 
     from power_modelling.core.intervals import (  # noqa: PLC0415 (crepes, sklearn)
+        calibration_groups,
         fit_conformal,
         out_of_fold_sigma,
     )
@@ -234,6 +237,9 @@ def cross_validate_candidates(
     if n_splits < 2:
         raise ValueError(f"Grouped CV of '{target}' needs 2+ models, got {groups.nunique()}")
     folds = list(GroupKFold(n_splits=n_splits).split(rows, groups=groups))
+    held_out, grouped_by = calibration_groups(  # checked before any fit
+        groups.to_numpy(), evaluation.get("calibration_group_by", "family")
+    )
     seed = int(evaluation["random_state"])
     threads = int(evaluation.get("threads", 1))
     candidates: dict[str, Any] = {}
@@ -276,16 +282,35 @@ def cross_validate_candidates(
     )
     # total power's residuals for power (the shift): its log is what the models are good at
     shift = float(np.nanmedian(_idle_power(rows))) if target == "power" else 0.0
+    # the intervals' residuals hold out whole architecture families (a CNN's siblings in
+    # training flatter it: docs/modelling.md), refitting the selected estimator once per fold
+    calibration_folds, residual_source = folds, out_of_fold[selected]
+    if grouped_by == "family":
+        n_families = min(n_splits, len(set(held_out.tolist())))
+        calibration_folds = list(GroupKFold(n_splits=n_families).split(rows, groups=held_out))
+        residual_source = np.full(len(rows), np.nan)
+        for train_index, test_index in calibration_folds:
+            model = fit_spec(
+                rows.iloc[train_index],
+                specs[selected],
+                target_params,
+                seed,
+                threads=threads,
+                device_constants=device_constants,
+            )
+            residual_source[test_index] = model.predict(rows.iloc[test_index])
     # normalised by each held-out layer's distance to the other folds' training layers:
     # intervals widen with distance from the training set (a batch size never trained on);
     # a table without layer classes (no domain to measure against) calibrates unnormalised
     sigma, difficulty = None, None
     if "layer_class" in rows.columns:
-        sigma = out_of_fold_sigma(rows, groups.astype(str).to_numpy(), folds)
+        sigma = out_of_fold_sigma(rows, groups.astype(str).to_numpy(), calibration_folds)
         difficulty = "domain_distance"
     calibration = fit_conformal(
-        rows[target].to_numpy(), out_of_fold[selected], sigma, shift=shift, difficulty=difficulty
+        rows[target].to_numpy(), residual_source, sigma, shift=shift, difficulty=difficulty
     )
+    calibration["held_out"] = grouped_by
+    calibration["folds"] = len(calibration_folds)
     return {
         "target": target,
         "selected": selected,
@@ -526,6 +551,15 @@ def evaluate_leave_one_cnn_out(
             specs[(layer_class, target)] = (_specs(target_params)[selected], target_params)
             chosen.setdefault(layer_class, {})[target] = selected
     cnns = sorted(table[group_column].astype(str).unique())
+    calibration_column = None
+    if loco.get("intervals", False):  # calibrated as the pipeline's own intervals are
+        from power_modelling.core.intervals import calibration_groups  # noqa: PLC0415
+
+        held_out, _ = calibration_groups(
+            table[group_column].to_numpy(), evaluation.get("calibration_group_by", "family")
+        )
+        table = table.assign(calibration_group=held_out)
+        calibration_column = "calibration_group"
     n_jobs = int(loco.get("n_jobs", 1))
     logger.info(
         "Leave-one-CNN-out over %d CNNs: each predicted by the selected estimators fitted on "
@@ -547,6 +581,7 @@ def evaluate_leave_one_cnn_out(
         with_intervals=bool(loco.get("intervals", False)),
         inner_folds=int(loco.get("inner_folds", 5)),
         n_jobs=n_jobs,
+        calibration_column=calibration_column,
     )
     report = loco_report(predictions, evaluation["percentage_floor"])
     seconds = time.perf_counter() - started
