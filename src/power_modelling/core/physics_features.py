@@ -233,8 +233,8 @@ def _lower_text(frame: pd.DataFrame, name: str) -> np.ndarray:
 #: layer achieved. Without it the trend of small layers alone (all near the launch floor)
 #: leaves compute nearly free: holding VGG out, its compute factor fell from 0.81 to 0.075
 #: (a marginal 2,800 TFLOP/s, beyond the H200's hardware peak) and VGG's convolutions were
-#: predicted 37 % too fast. With it: leave-one-family-out runtime RMSPE 27.7 -> 26.1 %
-#: (VGG 36.9 -> 26.9 %), leave-one-CNN-out unchanged (13.2 %); 1.0 (no headroom) gave VGG
+#: predicted 37 % too fast. With it: leave-one-family-out runtime RMSPE 27.7 -> 25.7 %
+#: (VGG 36.9 -> 26.8 %), leave-one-CNN-out unchanged (13.2 %); 1.0 (no headroom) gave VGG
 #: 34.7 % and leave-one-CNN-out 14.7 %.
 MIN_MARGINAL_FACTOR = 0.5
 
