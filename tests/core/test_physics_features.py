@@ -142,3 +142,23 @@ def test_device_constants_need_runtimes() -> None:
     table = pd.DataFrame({"flops": [1.0] * 3, "bytes_total": [1.0] * 3, "runtime": np.nan})
     with pytest.raises(ValueError, match="positive 'runtime'"):
         fit_device_constants(table)
+
+
+def test_channel_alignment_is_the_largest_power_of_two_dividing_the_channels() -> None:
+    """What picks a GPU kernel: 576 channels are aligned to 64, 672 only to 32."""
+    table = features_of(
+        [
+            conv_layer("dw576", 576, 14, 576, kernel=3, groups=576),
+            conv_layer("dw672", 672, 14, 672, kernel=3, groups=672),
+            conv_layer("stem", 3, 224, 64, kernel=7, stride=2),
+            linear_layer("fc", k=2048, n=1000),
+            pool_layer("pool", 96, 56, 3, 2),
+        ]
+    )
+    frame = add_physics_features(table).set_index("layer_name")
+    assert frame["out_alignment"].to_dict() == {
+        "dw576": 64.0, "dw672": 32.0, "stem": 64.0, "fc": 8.0, "pool": 32.0,
+    }  # fmt: skip
+    assert frame["in_alignment"].to_dict() == {
+        "dw576": 64.0, "dw672": 32.0, "stem": 1.0, "fc": 128.0, "pool": 32.0,
+    }  # fmt: skip
