@@ -288,10 +288,15 @@ def _tree_predict(trees: Any, features: np.ndarray, rows: int) -> np.ndarray:
 
 
 # --- kernels never trained on ------------------------------------------------------------
+def _kernel_matrix(frame: pd.DataFrame, kernel_features: tuple[str, ...]) -> np.ndarray:
+    """The rows' ``kernel_features`` as floats (NaN where not numeric)."""
+    values = frame.loc[:, list(kernel_features)].apply(pd.to_numeric, errors="coerce")
+    return values.to_numpy(dtype="float64")
+
+
 def kernel_signatures(frame: pd.DataFrame, kernel_features: tuple[str, ...]) -> np.ndarray:
     """The distinct combinations of ``kernel_features`` among the rows (a ``(k, n)`` array)."""
-    values = frame.loc[:, list(kernel_features)].apply(pd.to_numeric, errors="coerce")
-    return np.unique(values.to_numpy(dtype="float64"), axis=0)
+    return np.unique(_kernel_matrix(frame, kernel_features), axis=0)
 
 
 def unseen_kernels(
@@ -301,8 +306,7 @@ def unseen_kernels(
     kernel features)."""
     if not kernel_features or seen is None:
         return np.zeros(len(frame), dtype=bool)
-    values = frame.loc[:, list(kernel_features)].apply(pd.to_numeric, errors="coerce")
-    rows = values.to_numpy(dtype="float64")
+    rows = _kernel_matrix(frame, kernel_features)
     matches = (rows[:, None, :] == np.asarray(seen)[None, :, :]).all(axis=2)
     return ~matches.any(axis=1)
 
@@ -354,13 +358,10 @@ class RuntimePredictor:
         below = np.clip(self.monotone_min - monotone, 0.0, None).sum(axis=1)
         weight = np.exp(-self.extrapolation_decay * below)
         fixed = floor + (fixed - floor) * weight
-        unseen = unseen_kernels(frame, self.kernel_features, self.kernels_seen)
-        return np.where(unseen, self.device_constants["trend_floor_ms"], fixed)
+        return np.where(self.kernel_fallback(frame), self.device_constants["trend_floor_ms"], fixed)
 
     def kernel_fallback(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         """Rows predicted from the device trend: their kernel no training layer ran."""
-        if not self.kernel_features:
-            return np.zeros(len(X), dtype=bool)
         frame = physics_frame(X, self.kernel_features, "FixedCostRuntimeRegressor")
         return unseen_kernels(frame, self.kernel_features, self.kernels_seen)
 

@@ -244,10 +244,11 @@ def cross_validate_candidates(
     threads = int(evaluation.get("threads", 1))
     candidates: dict[str, Any] = {}
     out_of_fold: dict[str, np.ndarray] = {}
-    for name, spec in specs.items():
-        started = time.perf_counter()
+
+    def out_of_fold_predictions(spec: dict[str, Any], splits: list) -> np.ndarray:
+        """Each row predicted by ``spec`` fitted on the other folds of ``splits``."""
         predicted = np.full(len(rows), np.nan)
-        for train_index, test_index in folds:
+        for train_index, test_index in splits:
             model = fit_spec(
                 rows.iloc[train_index],
                 spec,
@@ -257,6 +258,11 @@ def cross_validate_candidates(
                 device_constants=device_constants,
             )
             predicted[test_index] = model.predict(rows.iloc[test_index])
+        return predicted
+
+    for name, spec in specs.items():
+        started = time.perf_counter()
+        predicted = out_of_fold_predictions(spec, folds)
         out_of_fold[name] = predicted
         seconds = time.perf_counter() - started
         candidates[name] = {
@@ -288,17 +294,7 @@ def cross_validate_candidates(
     if grouped_by == "family":
         n_families = min(n_splits, len(set(held_out.tolist())))
         calibration_folds = list(GroupKFold(n_splits=n_families).split(rows, groups=held_out))
-        residual_source = np.full(len(rows), np.nan)
-        for train_index, test_index in calibration_folds:
-            model = fit_spec(
-                rows.iloc[train_index],
-                specs[selected],
-                target_params,
-                seed,
-                threads=threads,
-                device_constants=device_constants,
-            )
-            residual_source[test_index] = model.predict(rows.iloc[test_index])
+        residual_source = out_of_fold_predictions(specs[selected], calibration_folds)
     # normalised by each held-out layer's distance to the other folds' training layers:
     # intervals widen with distance from the training set (a batch size never trained on);
     # a table without layer classes (no domain to measure against) calibrates unnormalised
