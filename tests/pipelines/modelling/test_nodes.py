@@ -236,5 +236,7 @@ def test_intervals_hold_out_whole_architecture_families(conv_table):
     expected = (np.log(rows["runtime"].to_numpy()[usable]) - np.log(oof[usable])).round(6)
     np.testing.assert_allclose(calibration["residuals"], expected, atol=1e-12)
     assert calibration["residuals"] != one_family["calibration"]["residuals"]
-    with pytest.raises(ValueError, match="calibration grouping 'nope'"):
+    with pytest.raises(
+        ValueError, match="evaluation.calibration_group_by: calibration grouping 'nope'"
+    ):
         cross_validate_candidates(renamed, params, {**EVALUATION, "calibration_group_by": "nope"})

@@ -237,9 +237,12 @@ def cross_validate_candidates(
     if n_splits < 2:
         raise ValueError(f"Grouped CV of '{target}' needs 2+ models, got {groups.nunique()}")
     folds = list(GroupKFold(n_splits=n_splits).split(rows, groups=groups))
-    held_out, grouped_by = calibration_groups(  # checked before any fit
-        groups.to_numpy(), evaluation.get("calibration_group_by", "family")
-    )
+    try:  # checked before any fit
+        held_out, grouped_by = calibration_groups(
+            groups.to_numpy(), evaluation.get("calibration_group_by", "family")
+        )
+    except ValueError as error:
+        raise ValueError(f"parameter evaluation.calibration_group_by: {error}") from error
     seed = int(evaluation["random_state"])
     threads = int(evaluation.get("threads", 1))
     candidates: dict[str, Any] = {}
